@@ -1,0 +1,277 @@
+"""The deep autoencoder and the linear autoencoder, the bridge to PCA."""
+
+import numpy as np
+import torch
+from sklearn.utils.extmath import svd_flip
+
+from .base import BaseAutoEncoder
+from .modules import init_weights, linear_autoencoder, mlp_autoencoder
+
+_COMMON_PARAMETERS = """
+    solver : {{"adam", "lbfgs"}}, default="{solver}"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    max_iter : int, default={max_iter}
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). 0 keeps the initial weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
+        ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
+        Without it, training stops when the training loss stalls in the same way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default={tol}
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
+"""
+
+_COMMON_ATTRIBUTES = """
+    module_ : torch.nn.Module
+        The fitted module, with ``encode``, ``decode`` and ``mean``.
+    net_ : skae.engine.AutoEncoderNet
+        The skorch net that trained it (its ``history`` is ``history_``).
+    history_ : skorch.history.History
+        One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
+    loss_curve_ : list of float
+        Mean training loss per epoch (per-sample loss summed over features).
+    validation_scores_ : list of float
+        Minus the validation loss per epoch, with ``early_stopping=True``.
+    n_iter_ : int
+        Number of epochs run.
+    device_ : str
+        The device it was trained on.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when X had string column names.
+"""
+
+
+class AutoEncoder(BaseAutoEncoder):
+    __doc__ = (
+        """A deep undercomplete MLP autoencoder as a scikit-learn transformer.
+
+    The encoder maps ``n_features -> *hidden_layer_sizes -> n_components`` (a linear code
+    layer); the decoder mirrors it. Trained with Adam to maximise the likelihood of the
+    input given its code.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Size of the code.
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Widths of the encoder's hidden layers; the decoder uses them in reverse.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers.
+    loss : {"mse", "bce"}, default="mse"
+        The output distribution: "mse" is a Gaussian likelihood (squared error), "bce" a
+        Bernoulli likelihood with a sigmoid output, for data in [0, 1].
+"""
+        + _COMMON_PARAMETERS.format(solver="adam", max_iter=200, tol=1e-4)
+        + """
+    Attributes
+    ----------"""
+        + _COMMON_ATTRIBUTES
+        + """
+    See Also
+    --------
+    LinearAE : The linear autoencoder, equivalent to PCA.
+    sklearn.decomposition.PCA : The best linear manifold.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skae import AutoEncoder
+    >>> X = StandardScaler().fit_transform(load_digits().data)
+    >>> ae = AutoEncoder(n_components=8, max_iter=20, random_state=0).fit(X)
+    >>> ae.transform(X).shape
+    (1797, 8)
+    >>> ae.inverse_transform(ae.transform(X)).shape
+    (1797, 64)
+    """
+    )
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(128,),
+        activation="relu",
+        loss="mse",
+        solver="adam",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _build_module(self, X, generator):
+        module = mlp_autoencoder(
+            X.shape[1],
+            self._hidden_layer_sizes(),
+            self.n_components,
+            self.activation,
+            output="sigmoid" if self.loss == "bce" else "identity",
+        )
+        return init_weights(module, generator, self.activation)
+
+
+class LinearAE(BaseAutoEncoder):
+    __doc__ = (
+        """The linear autoencoder: PCA learned by gradient descent.
+
+    Encoder ``z = W_e (x - mean_)`` and decoder ``x = W_d z + mean_``, no activations,
+    trained with squared error. Its optimum projects onto the top ``n_components`` principal
+    subspace (Baldi & Hornik 1989). After training, the learned subspace (the column space of
+    ``W_d``) is given an orthonormal basis ordered by the variance it explains (an SVD of
+    the data projected on it, as Plaut 2018 reads principal directions off the weights), and
+    the module is rewritten to that basis: ``transform`` then returns coordinates like
+    :class:`~sklearn.decomposition.PCA`'s, and ``components_``, ``mean_`` and
+    ``explained_variance_`` let it stand in for PCA. By default it trains in float64 with
+    full-batch L-BFGS: the loss has no spurious minima, but it is nearly flat under rotations
+    of the subspace, which mini-batch noise and float32 rounding leave unresolved.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the subspace; at most ``n_features``.
+"""
+        + _COMMON_PARAMETERS.format(solver="lbfgs", max_iter=200, tol=1e-6)
+        + """
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Orthonormal principal directions of the learned subspace, by decreasing variance.
+    explained_variance_ : ndarray of shape (n_components,)
+        Variance of the training data along each component.
+    explained_variance_ratio_ : ndarray of shape (n_components,)
+        The same as a fraction of the total variance.
+    mean_ : ndarray of shape (n_features,)
+        Per-feature mean of the training data."""
+        + _COMMON_ATTRIBUTES
+        + """
+    See Also
+    --------
+    sklearn.decomposition.PCA : The closed-form solution it approaches.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skae import LinearAE
+    >>> X = StandardScaler().fit_transform(load_digits().data)
+    >>> lae = LinearAE(n_components=5, random_state=0).fit(X)
+    >>> lae.components_.shape
+    (5, 64)
+    """
+    )
+
+    loss = "mse"  # squared error is what makes the optimum PCA's subspace
+    # The subspace is pinned down by second-order differences of the loss (excess loss
+    # ~ eigengap * sin^2(angle)), below float32's resolution near the optimum.
+    _torch_dtype = torch.float64
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        solver="lbfgs",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-6,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_components = n_components
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    _parameter_constraints = {
+        k: v
+        for k, v in BaseAutoEncoder._parameter_constraints.items()
+        if k not in ("hidden_layer_sizes", "activation", "loss")
+    }
+
+    def _check_data(self, X):
+        if self.n_components > X.shape[1]:
+            raise ValueError(
+                f"n_components={self.n_components} must be at most n_features={X.shape[1]}: "
+                "a linear autoencoder spans a subspace of the input space."
+            )
+
+    def _build_module(self, X, generator):
+        self.mean_ = X.mean(axis=0)
+        module = linear_autoencoder(self.mean_, self.n_components)
+        return init_weights(module, generator, "identity")
+
+    def _after_fit(self, X):
+        """Rewrite the module to the ordered orthonormal basis of the subspace it learned."""
+        decoder = self.module_.decoder[0].weight.detach().cpu().double().numpy()
+        basis, _ = np.linalg.qr(decoder)  # (n_features, n_components), orthonormal
+        projected = (X - self.mean_) @ basis
+        _, singular_values, vt = np.linalg.svd(projected, full_matrices=False)
+        _, components = svd_flip(None, vt @ basis.T, u_based_decision=False)
+        n_samples = X.shape[0]
+        self.components_ = components.astype(X.dtype, copy=False)
+        self.explained_variance_ = (singular_values**2 / max(n_samples - 1, 1)).astype(X.dtype)
+        total_variance = X.var(axis=0, ddof=1).sum() if n_samples > 1 else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.explained_variance_ratio_ = self.explained_variance_ / total_variance
+        weight = torch.as_tensor(components, dtype=self._torch_dtype)
+        with torch.no_grad():
+            self.module_.encoder[1].weight.copy_(weight)
+            self.module_.decoder[0].weight.copy_(weight.T)

@@ -1,0 +1,112 @@
+"""Torch modules of the autoencoder family: pure ``nn.Module`` code, no scikit-learn.
+
+Every autoencoder module exposes ``encode(x) -> z``, ``decode(z) -> eta`` and ``mean(eta)``.
+``eta`` is the decoder's *natural parameter* of the output distribution: the mean itself for a
+Gaussian likelihood, the logits for a Bernoulli one. Losses are computed from ``eta`` (so the
+Bernoulli case uses the numerically stable ``binary_cross_entropy_with_logits``) and
+``mean(eta)`` is what ``inverse_transform`` returns.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "logistic": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+}
+
+# Gain of the initialisation for each activation (He for ReLU, Glorot otherwise).
+_GAINS = {"identity": 1.0, "logistic": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
+
+
+def mlp(sizes, activation, last_activation="identity"):
+    """A stack of ``Linear`` layers through ``sizes`` with ``activation`` in between."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        is_last = i == len(sizes) - 2
+        layers.append(ACTIVATIONS[last_activation if is_last else activation]())
+    return nn.Sequential(*layers)
+
+
+def init_weights(module, generator, activation="relu"):
+    """Initialise every ``Linear`` of ``module`` from ``generator``, never the global RNG.
+
+    Weights are drawn uniformly with the variance that keeps activations' scale through
+    the layer (He for ReLU, Glorot-style fan-in otherwise); biases start at zero.
+    """
+    gain = _GAINS[activation]
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                bound = gain * math.sqrt(3.0 / layer.in_features)
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                if layer.bias is not None:
+                    layer.bias.zero_()
+    return module
+
+
+class AutoEncoderModule(nn.Module):
+    """An encoder and a decoder; ``forward`` returns ``(eta, z)``.
+
+    Parameters
+    ----------
+    encoder, decoder : nn.Module
+        Maps from inputs to codes and from codes to the output's natural parameter.
+    output : {"identity", "sigmoid"}
+        How ``eta`` becomes the reconstruction's mean: Gaussian (identity) or
+        Bernoulli (sigmoid of the logits).
+    """
+
+    def __init__(self, encoder, decoder, output="identity"):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.output = output
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def mean(self, eta):
+        return torch.sigmoid(eta) if self.output == "sigmoid" else eta
+
+    def forward(self, x):
+        z = self.encode(x)
+        return self.decode(z), z
+
+
+class Shift(nn.Module):
+    """Adds a fixed vector (a buffer, not a parameter): centring inside a module."""
+
+    def __init__(self, shift):
+        super().__init__()
+        self.register_buffer("shift", torch.as_tensor(shift))
+
+    def forward(self, x):
+        return x + self.shift
+
+
+def linear_autoencoder(mean, n_components):
+    """The linear autoencoder on centred data: ``x -> W_e (x - mean)``, ``z -> W_d z + mean``."""
+    mean = torch.as_tensor(mean, dtype=torch.float32)
+    n_features = mean.shape[0]
+    encoder = nn.Sequential(Shift(-mean), nn.Linear(n_features, n_components, bias=False))
+    decoder = nn.Sequential(nn.Linear(n_components, n_features, bias=False), Shift(mean))
+    return AutoEncoderModule(encoder, decoder)
+
+
+def mlp_autoencoder(
+    n_features, hidden_layer_sizes, n_components, activation, output, code_activation="identity"
+):
+    """A deep MLP autoencoder whose decoder mirrors the encoder's layer sizes."""
+    sizes = [n_features, *hidden_layer_sizes, n_components]
+    encoder = mlp(sizes, activation, last_activation=code_activation)
+    decoder = mlp(sizes[::-1], activation)
+    return AutoEncoderModule(encoder, decoder, output=output)
