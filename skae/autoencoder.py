@@ -1,5 +1,7 @@
 """The deep autoencoder and the linear autoencoder, the bridge to PCA."""
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from sklearn.utils.extmath import svd_flip
@@ -240,7 +242,7 @@ class LinearAE(BaseAutoEncoder):
         self.verbose = verbose
         self.warm_start = warm_start
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         k: v
         for k, v in BaseAutoEncoder._parameter_constraints.items()
         if k not in ("hidden_layer_sizes", "activation", "loss")

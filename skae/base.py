@@ -11,6 +11,7 @@ A variant states only what differs by overriding the hooks ``_build_module``,
 import copy
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     # The float type the module trains and runs in; outputs take the input's dtype.
     _torch_dtype = torch.float32
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -93,7 +94,7 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _corruption(self):
         """A callable ``(X, generator) -> corrupted X`` for training batches, or None."""
-        return None
+        return
 
     def _check_data(self, X):
         """Checks that depend on the data and the parameters together."""
@@ -144,7 +145,11 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _make_net(self, X, y=None, stratified=False):
         device = resolve_device(self.device)
         weight_seed, data_seed, split_seed = _n_seeds(self.random_state, 3)
-        module = self._build_module(X, torch.Generator().manual_seed(weight_seed))
+        # nn.Linear draws a default initialisation from the global RNG when it is built;
+        # fork_rng puts that state back, and _build_module draws the real weights from
+        # the local generator.
+        with torch.random.fork_rng(devices=[]):
+            module = self._build_module(X, torch.Generator().manual_seed(weight_seed))
         module = module.to(self._torch_dtype)
         monitor = "valid_loss" if self.early_stopping else "train_loss"
         callbacks = [
@@ -185,13 +190,22 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         )
 
     def _train(self, X, y=None):
-        """Build a new net, or continue the fitted one (``warm_start``), and train it."""
+        """Build a new net, or continue the fitted one (``warm_start``), and train it.
+
+        A new net becomes ``net_`` only once training succeeded; a continuation that fails
+        (diverges) puts the previous net back, so no error leaves a broken model behind.
+        """
         if self.warm_start and hasattr(self, "net_"):
-            self.net_.partial_fit(X, y)
+            previous = copy.deepcopy(self.net_)  # weights, optimizer state and history
+            try:
+                self.net_.partial_fit(X, y)
+            except BaseException:
+                self.net_ = previous
+                raise
         else:
-            self.net_ = self._make_net(X, y)
-            self.device_ = self.net_.device
-            self.net_.fit(X, y)
+            net = self._make_net(X, y)
+            net.fit(X, y)
+            self.net_, self.device_ = net, net.device
         self.module_.eval()
 
     def _record_history(self, n_epochs_before):

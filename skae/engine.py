@@ -22,6 +22,12 @@ from skorch.callbacks import EpochTimer, PrintLog
 from torch.utils.data import Dataset, Subset
 
 
+def _to_tensor(array, dtype, device):
+    # torch cannot share a read-only buffer (a memmap, say) safely: copy it instead.
+    array = np.require(array, requirements="W")
+    return torch.as_tensor(array, dtype=dtype, device=device)
+
+
 class DeviceTensors(Dataset):
     """Arrays moved to ``device`` once, as ``dtype`` (and ``y`` as given, for labels).
 
@@ -30,8 +36,8 @@ class DeviceTensors(Dataset):
     """
 
     def __init__(self, X, y=None, device="cpu", dtype=torch.float32):
-        self.X = torch.as_tensor(X, dtype=dtype, device=device)
-        self.y = None if y is None else torch.as_tensor(y, device=device)
+        self.X = _to_tensor(X, dtype, device)
+        self.y = None if y is None else _to_tensor(y, None, device)
 
     @property
     def tensors(self):
@@ -124,7 +130,9 @@ class AutoEncoderNet(NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        # float64 so thousands of batches sum without rounding drift (MPS has no float64)
+        acc_dtype = torch.float32 if torch.device(self.device).type == "mps" else torch.float64
+        total = torch.zeros((), dtype=acc_dtype, device=self.device)
         n_samples = batch_count = 0
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
@@ -150,7 +158,7 @@ def map_batches(fn, X, device, dtype=torch.float32, batch_size=4096):
 
     The input goes to the device once (as ``dtype``) and the result comes back once.
     """
-    X = torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
+    X = _to_tensor(X, dtype, device)
     with torch.inference_mode():
         out = torch.cat([fn(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
     return out.cpu().numpy()

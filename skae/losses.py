@@ -5,7 +5,6 @@ Gaussian NLL with variance 1/2, up to a constant), for ``"bce"`` the Bernoulli N
 A criterion returns the batch mean, a scalar for ``backward``.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

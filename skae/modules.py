@@ -7,6 +7,7 @@ Bernoulli case uses the numerically stable ``binary_cross_entropy_with_logits``)
 ``mean(eta)`` is what ``inverse_transform`` returns.
 """
 
+import itertools
 import math
 
 import torch
@@ -26,7 +27,7 @@ _GAINS = {"identity": 1.0, "logistic": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt
 def mlp(sizes, activation, last_activation="identity"):
     """A stack of ``Linear`` layers through ``sizes`` with ``activation`` in between."""
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(n_in, n_out))
         is_last = i == len(sizes) - 2
         layers.append(ACTIVATIONS[last_activation if is_last else activation]())

@@ -1,0 +1,59 @@
+"""Shared pieces of the benchmark scripts: timing, tables and the run's provenance."""
+
+import datetime
+import os
+import platform
+import shlex
+import sys
+import time
+
+import sklearn
+import skorch
+import torch
+
+
+def timed(fn, *args, **kwargs):
+    """``(result, seconds)`` of one call."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine():
+    """The device the run used, in words."""
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name()}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def command():
+    """The command line that ran this benchmark, as a user would type it."""
+    script = sys.argv[0]
+    if script.endswith("__main__.py"):
+        script = "-m benchmarks"
+    elif script.endswith(".py"):
+        script = "-m benchmarks." + os.path.basename(script)[:-3]
+    return shlex.join(["python", *script.split(), *sys.argv[1:]])
+
+
+def provenance():
+    """Command, date, machine and versions, for the results file."""
+    return "\n".join([
+        f"- command: `{command()}`",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- machine: {machine()}",
+        (f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
+         f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}"),
+    ])

@@ -1,0 +1,248 @@
+"""What a training wrapper costs: skae vs a hand-written PyTorch loop vs skorch's defaults.
+
+For each architecture (784-128-32 and 784-1000-500-250-30, ReLU, linear code, squared error)
+and batch size, the same autoencoder is trained on the first ``--n-samples`` MNIST images
+three ways, with the same module, data, batch size, optimizer (Adam, lr 1e-3) and loss:
+
+1. a hand-written loop: data as one tensor on the device, a ``randperm`` per epoch, sliced
+   batches, one device synchronisation per epoch;
+2. ``skae.AutoEncoder`` (skorch underneath, with skae's device-resident batch iterator);
+3. ``skorch.NeuralNet`` with its default ``DataLoader`` path and per-batch ``loss.item()``.
+
+Each method runs ``1 + --epochs`` epochs; the first is dropped as warm-up and the median of
+the rest is reported. Transform throughput (rows/s) of the fitted AutoEncoder is compared
+with scikit-learn's PCA. Timings are only comparable as ratios taken in one run.
+
+Run from the repository root::
+
+    python -m benchmarks.speed                      # CPU or CUDA, whichever "auto" finds
+    python -m benchmarks.speed --device cuda --batch-size 256 64
+    python -m benchmarks.speed --data /path/to/mnist.npz --threads 2
+
+The tables, the device and the library versions are printed and written to ``--out``
+(default ``benchmarks/results/speed-<device>.md``).
+"""
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import skorch
+import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+
+import skae
+from skae.base import resolve_device
+from skae.losses import ReconstructionLoss, reconstruction_nll
+from skae.modules import init_weights, mlp_autoencoder
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHITECTURES = [((128,), 32), ((1000, 500, 250), 30)]
+LR = 1e-3
+MIN_TIMED_EPOCHS = 5
+
+
+def build_module(hidden, k, device):
+    module = mlp_autoencoder(784, hidden, k, "relu", output="identity")
+    return init_weights(module, torch.Generator().manual_seed(0), "relu").to(device)
+
+
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def hand_loop(X_np, hidden, k, batch_size, n_epochs, device):
+    """Epoch durations and the last epoch's mean loss of a plain PyTorch loop."""
+    module = build_module(hidden, k, device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=LR)
+    X = torch.as_tensor(X_np, dtype=torch.float32, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    durations, loss = [], float("nan")
+    for _ in range(n_epochs):
+        sync(device)
+        start = time.perf_counter()
+        order = torch.randperm(len(X), generator=generator, device=device)
+        # Summed on the device like skae does, so the only difference is the wrapper.
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for i in range(0, len(X), batch_size):
+            xb = X[order[i : i + batch_size]]
+            eta, _ = module(xb)
+            batch_loss = reconstruction_nll(eta, xb).mean()
+            optimizer.zero_grad()
+            batch_loss.backward()
+            optimizer.step()
+            total += batch_loss.detach() * len(xb)
+        sync(device)
+        loss = total.item() / len(X)
+        durations.append(time.perf_counter() - start)
+    return durations, loss
+
+
+def skae_fit(X, hidden, k, batch_size, n_epochs, device):
+    ae = skae.AutoEncoder(
+        n_components=k, hidden_layer_sizes=hidden, activation="relu", loss="mse",
+        batch_size=batch_size, max_iter=n_epochs, tol=0.0, n_iter_no_change=10**6,
+        device=device, random_state=0,
+    )
+    with warnings.catch_warnings():
+        # max_iter is reached on purpose.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(X)
+    return list(ae.history_[:, "dur"]), ae.history_[-1, "train_loss"], ae
+
+
+def skorch_default(X, hidden, k, batch_size, n_epochs, device):
+    net = skorch.NeuralNet(
+        module=build_module(hidden, k, device), criterion=ReconstructionLoss("mse"),
+        optimizer=torch.optim.Adam, lr=LR, batch_size=batch_size, max_epochs=n_epochs,
+        train_split=None, device=device, verbose=0, iterator_train__shuffle=True,
+    )
+    torch.manual_seed(0)  # skorch's DataLoader shuffles with the global RNG
+    net.fit(X, X)
+    return list(net.history[:, "dur"]), net.history[-1, "train_loss"]
+
+
+def best_rate(fn, X, repeats=3):
+    """Rows per second of ``fn(X)``, best of ``repeats``."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(X)
+        best = min(best, time.perf_counter() - start)
+    return len(X) / best
+
+
+def device_name(device):
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        model = "unknown CPU"
+    return f"{model}, {os.cpu_count()} logical cores, torch threads: {torch.get_num_threads()}"
+
+
+def load_mnist(path, n_samples):
+    if not path.is_file():
+        sys.exit(f"error: MNIST not found at {path}; pass --data PATH to an .npz holding "
+                 "X_train (uint8, 60000 x 784), or set SKAE_MNIST.")
+    with np.load(path) as data:
+        if "X_train" not in data:
+            sys.exit(f"error: {path} has no array 'X_train'; pass --data PATH to MNIST .npz.")
+        return (data["X_train"][:n_samples] / 255.0).astype(np.float32)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.speed", description=__doc__.split("\n")[0]
+    )
+    default_data = os.environ.get("SKAE_MNIST", str(REPO.parent / "shared/data/mnist.npz"))
+    parser.add_argument("--data", type=Path, default=Path(default_data),
+                        help="MNIST .npz with X_train (default: $SKAE_MNIST or %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--n-samples", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="timed epochs per method, after one warm-up epoch")
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[256])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads; torch's default when omitted")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown output (default: benchmarks/results/speed-<device>.md)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.epochs < 1 or args.n_samples < 1:
+        sys.exit("error: --epochs and --n-samples must be at least 1.")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    X = load_mnist(args.data, args.n_samples)
+    n_epochs = 1 + args.epochs
+    out = args.out or REPO / "benchmarks" / "results" / f"speed-{device.split(':')[0]}.md"
+
+    def median(durations):
+        return statistics.median(durations[1:])  # the first epoch is warm-up
+
+    rows, loss_rows, transform_rows = [], [], []
+    for hidden, k in ARCHITECTURES:
+        name = "-".join(str(s) for s in (784, *hidden, k))
+        for b, batch_size in enumerate(args.batch_size):
+            print(f"{name}, batch {batch_size}: ", end="", file=sys.stderr, flush=True)
+            hand, hand_loss = hand_loop(X, hidden, k, batch_size, n_epochs, device)
+            print("hand ", end="", file=sys.stderr, flush=True)
+            ours, ours_loss, ae = skae_fit(X, hidden, k, batch_size, n_epochs, device)
+            print("skae ", end="", file=sys.stderr, flush=True)
+            default, default_loss = skorch_default(X, hidden, k, batch_size, n_epochs, device)
+            print("skorch", file=sys.stderr, flush=True)
+            t_hand, t_ours, t_default = median(hand), median(ours), median(default)
+            rows.append(f"| {name} | {batch_size} | {t_hand:.3f} | {t_ours:.3f} | "
+                        f"{t_default:.3f} | {t_ours / t_hand:.2f} | {t_default / t_hand:.2f} |")
+            loss_rows.append(f"| {name} | {batch_size} | {hand_loss:.3f} | {ours_loss:.3f} | "
+                             f"{default_loss:.3f} |")
+            if b == 0:
+                pca = PCA(n_components=k, random_state=0).fit(X)
+                ae_rate, pca_rate = best_rate(ae.transform, X), best_rate(pca.transform, X)
+                transform_rows.append(f"| {name} | {ae_rate:,.0f} | {pca_rate:,.0f} | "
+                                      f"{ae_rate / pca_rate:.2f} |")
+
+    lines = [
+        f"# Training speed: skae vs a hand-written loop vs skorch defaults ({device})",
+        "",
+        (f"Median epoch time over {args.epochs} timed epochs (one warm-up epoch dropped), "
+         f"{len(X)} MNIST images, Adam lr {LR:g}, squared error, ReLU."),
+        "",
+    ]
+    if args.epochs < MIN_TIMED_EPOCHS:
+        lines += [(f"**Warning: only {args.epochs} timed epochs (fewer than "
+                   f"{MIN_TIMED_EPOCHS}); the medians are not reliable.**"), ""]
+    lines += [
+        ("| model | batch | hand-written loop (s) | skae (s) | skorch default (s) "
+         "| skae / hand | skorch default / hand |"),
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        ("Transform throughput on the same data (rows/s, best of 3; the AutoEncoder's "
+         "includes the copy to and from the device):"),
+        "",
+        "| model | skae AutoEncoder (rows/s) | PCA (rows/s) | AutoEncoder / PCA |",
+        "|---|---|---|---|",
+        *transform_rows,
+        "",
+        ("Sanity check, mean training loss of the last epoch (SSE per image; the three "
+         "should be close):"),
+        "",
+        "| model | batch | hand-written loop | skae | skorch default |",
+        "|---|---|---|---|---|",
+        *loss_rows,
+        "",
+        f"- device: {device} ({device_name(device)})",
+        (f"- torch {torch.__version__}, skorch {skorch.__version__}, "
+         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
+         f"Python {sys.version.split()[0]}"),
+        f"- command: `{shlex.join(['python', '-m', 'benchmarks.speed', *argv])}`",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

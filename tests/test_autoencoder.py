@@ -1,0 +1,214 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skae import AutoEncoder, LinearAE
+from skae.losses import reconstruction_nll
+
+from .conftest import sse
+
+
+@pytest.mark.parametrize("n_components", [2, 8])
+def test_beats_pca_on_heldout_digits(digits, n_components):
+    X_train, X_test, *_ = digits
+    ae = AutoEncoder(n_components=n_components, random_state=0).fit(X_train)
+    pca = PCA(n_components=n_components).fit(X_train)
+    ae_error = sse(ae.inverse_transform(ae.transform(X_test)), X_test)
+    pca_error = sse(pca.inverse_transform(pca.transform(X_test)), X_test)
+    assert ae_error < 0.95 * pca_error
+
+
+def test_shapes_and_fitted_attributes(digits):
+    X, *_ = digits
+    ae = AutoEncoder(n_components=3, hidden_layer_sizes=(16, 8), max_iter=7, random_state=0)
+    Z = ae.fit_transform(X)
+    assert Z.shape == (len(X), 3)
+    assert ae.inverse_transform(Z).shape == X.shape
+    assert ae.n_features_in_ == 64
+    assert ae.n_iter_ == len(ae.loss_curve_) == 7
+    assert ae.device_ in ("cpu", "cuda")
+    assert isinstance(ae.module_, torch.nn.Module)
+    assert [m.out_features for m in ae.module_.encoder if hasattr(m, "out_features")] == [
+        16, 8, 3]
+    assert not hasattr(ae, "validation_scores_")
+
+
+def test_score_samples_is_minus_the_reconstruction_loss(digits, digits01):
+    X, *_ = digits
+    ae = AutoEncoder(n_components=4, max_iter=10, random_state=0).fit(X)
+    expected = -((ae.inverse_transform(ae.transform(X)) - X) ** 2).sum(axis=1)
+    assert_allclose(ae.score_samples(X), expected, rtol=1e-6)
+    assert ae.score(X) == pytest.approx(expected.mean(), rel=1e-6)
+
+    bern = AutoEncoder(n_components=4, loss="bce", max_iter=10, random_state=0).fit(digits01)
+    recon = bern.inverse_transform(bern.transform(digits01))
+    assert recon.min() > 0 and recon.max() < 1  # a Bernoulli mean
+    p = np.clip(recon, 1e-12, 1 - 1e-12)
+    loglik = (digits01 * np.log(p) + (1 - digits01) * np.log(1 - p)).sum(axis=1)
+    assert_allclose(bern.score_samples(digits01), loglik, rtol=1e-5)
+
+
+def test_score_samples_flags_anomalies(digits, rng):
+    X_train, X_test, *_ = digits
+    ae = AutoEncoder(n_components=8, max_iter=50, random_state=0).fit(X_train)
+    noise = rng.normal(scale=X_test.std(), size=X_test.shape)
+    assert np.median(ae.score_samples(noise)) < np.min(np.median(ae.score_samples(X_test)))
+
+
+def test_pipeline_and_grid_search(digits):
+    X, _, y, _ = digits
+    pipe = make_pipeline(StandardScaler(), AutoEncoder(max_iter=30, random_state=0),
+                         LogisticRegression(max_iter=500))
+    search = GridSearchCV(pipe, {"autoencoder__n_components": [4, 8]}, cv=3).fit(X, y)
+    assert search.best_params_ == {"autoencoder__n_components": 8}
+    assert search.best_score_ > 0.6  # chance is 0.1
+
+
+def test_grid_search_uses_score_without_a_scorer(digits):
+    X, *_ = digits
+    search = GridSearchCV(AutoEncoder(max_iter=30, random_state=0),
+                          {"n_components": [2, 16]}, cv=2).fit(X)
+    # A larger code reconstructs better, so it has the higher (less negative) score.
+    assert search.best_params_ == {"n_components": 16}
+    assert search.best_score_ < 0
+
+
+@pytest.mark.parametrize("Estimator", [AutoEncoder, LinearAE])
+def test_pickle_round_trip(digits, Estimator):
+    X, X_test, *_ = digits
+    est = Estimator(n_components=3, max_iter=5, random_state=0).fit(X)
+    loaded = pickle.loads(pickle.dumps(est))
+    assert_array_equal(loaded.transform(X_test), est.transform(X_test))
+    assert_array_equal(loaded.inverse_transform(est.transform(X_test)),
+                       est.inverse_transform(est.transform(X_test)))
+
+
+def test_random_state_gives_bit_identical_results_on_cpu(digits):
+    X, X_test, *_ = digits
+    params = {"n_components": 3, "max_iter": 10, "device": "cpu"}
+    a = AutoEncoder(random_state=0, **params).fit(X).transform(X_test)
+    b = AutoEncoder(random_state=0, **params).fit(X).transform(X_test)
+    c = AutoEncoder(random_state=1, **params).fit(X).transform(X_test)
+    assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_fit_leaves_global_rng_untouched(digits):
+    X, *_ = digits
+    state = torch.random.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    AutoEncoder(max_iter=2, random_state=0).fit(X)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert_array_equal(np.random.get_state()[1], np_state)
+
+
+@pytest.mark.parametrize("dtype, out_dtype", [
+    (np.float32, np.float32), (np.float64, np.float64), (np.int64, np.float64),
+])
+def test_output_dtype_follows_input(digits, dtype, out_dtype):
+    X = (digits[0] * 4).astype(dtype)
+    ae = AutoEncoder(n_components=2, max_iter=3, random_state=0).fit(X)
+    assert ae.transform(X).dtype == out_dtype
+    assert ae.inverse_transform(ae.transform(X)).dtype == out_dtype
+    assert ae.score_samples(X).dtype == out_dtype
+
+
+def test_lists_and_dataframes(digits):
+    X, *_ = digits
+    df = pd.DataFrame(X[:, :5], columns=[f"px{i}" for i in range(5)])
+    ae = AutoEncoder(n_components=2, max_iter=3, random_state=0).fit(df)
+    assert_array_equal(ae.feature_names_in_, df.columns)
+    assert_array_equal(ae.get_feature_names_out(), ["autoencoder0", "autoencoder1"])
+    out = ae.set_output(transform="pandas").transform(df)
+    assert list(out.columns) == ["autoencoder0", "autoencoder1"]
+    assert_allclose(AutoEncoder(n_components=2, max_iter=3, random_state=0)
+                    .fit(X[:, :5].tolist()).transform(X[:, :5]), out.to_numpy())
+
+
+def test_early_stopping_restores_best_weights(digits):
+    X, *_ = digits
+    # A large learning rate makes the validation loss noisy, so the last epoch is not the best.
+    ae = AutoEncoder(n_components=4, early_stopping=True, learning_rate_init=3e-2,
+                     n_iter_no_change=3, max_iter=100, random_state=0).fit(X)
+    valid_losses = np.asarray(ae.history_[:, "valid_loss"])
+    assert ae.n_iter_ < 100
+    assert valid_losses[-1] > valid_losses.min()
+    assert_allclose(ae.validation_scores_, -valid_losses)
+    assert ae.best_validation_score_ == pytest.approx(-valid_losses.min())
+    # The restored module scores the best epoch's loss on the held-out split.
+    _, valid = ae.net_.get_split_datasets(X.astype(np.float32))
+    X_valid = valid.dataset.X[torch.as_tensor(valid.indices)]
+    with torch.no_grad():
+        restored = reconstruction_nll(ae.module_(X_valid)[0], X_valid).mean().item()
+    assert restored == pytest.approx(valid_losses.min(), rel=1e-4)
+
+
+def test_stops_when_training_loss_stalls(digits):
+    X, *_ = digits
+    ae = AutoEncoder(n_components=2, tol=0.5, n_iter_no_change=2, max_iter=100,
+                     random_state=0).fit(X)
+    assert ae.n_iter_ < 10
+
+
+def test_warm_start_continues_training(digits):
+    X, *_ = digits
+    ae = AutoEncoder(n_components=2, max_iter=5, warm_start=True, random_state=0).fit(X)
+    first = list(ae.loss_curve_)
+    ae.fit(X)
+    assert ae.n_iter_ == 10 and ae.loss_curve_[:5] == first
+    assert ae.loss_curve_[5] < first[0] * 0.9  # continued from trained weights, not from scratch
+    cold = clone(ae).set_params(warm_start=False).fit(X).fit(X)
+    assert cold.n_iter_ == 5
+
+
+def test_verbose_prints_epochs_and_silent_otherwise(digits, capsys):
+    X, *_ = digits
+    AutoEncoder(max_iter=2, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""
+    AutoEncoder(max_iter=2, verbose=1, random_state=0).fit(X)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and out.count("\n") >= 4
+
+
+def test_divergence_stops_with_a_clear_error(digits):
+    X, *_ = digits
+    huge = X * 1e30  # finite in float64, its squared error overflows float32
+    ae = AutoEncoder(max_iter=3, random_state=0)
+    with pytest.raises(FloatingPointError, match="Training diverged"):
+        ae.fit(huge)
+    assert not hasattr(ae, "net_")  # no half-trained model is left behind
+
+
+def test_divergence_in_warm_start_keeps_the_previous_model(digits):
+    X, X_test, *_ = digits
+    ae = AutoEncoder(max_iter=3, warm_start=True, random_state=0).fit(X)
+    before = ae.transform(X_test)
+    with pytest.raises(FloatingPointError, match="Training diverged"):
+        ae.set_params(learning_rate_init=1e30).fit(X * 1e18)
+    assert_array_equal(ae.transform(X_test), before)
+    assert ae.n_iter_ == 3
+
+
+@settings(max_examples=10, deadline=None)
+@given(n_samples=st.integers(2, 40), n_features=st.integers(1, 6),
+       n_components=st.integers(1, 3), float32=st.booleans())
+def test_any_small_table_round_trips(n_samples, n_features, n_components, float32):
+    X = np.random.RandomState(n_samples).normal(size=(n_samples, n_features))
+    X = X.astype(np.float32 if float32 else np.float64)
+    ae = AutoEncoder(n_components=n_components, hidden_layer_sizes=(4,), max_iter=2,
+                     random_state=0).fit(X)
+    Z = ae.transform(X)
+    assert Z.shape == (n_samples, n_components) and Z.dtype == X.dtype
+    assert np.isfinite(ae.inverse_transform(Z)).all()

@@ -1,0 +1,61 @@
+"""The CUDA path. Skipped where there is no GPU (CI has none)."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+
+from skae import AutoEncoder, LinearAE
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+
+@pytest.mark.parametrize("Estimator", [AutoEncoder, LinearAE])
+def test_trains_on_the_gpu_with_auto_device(digits, Estimator):
+    X, X_test, *_ = digits
+    est = Estimator(n_components=3, max_iter=20, random_state=0).fit(X)
+    assert est.device_.startswith("cuda")
+    assert next(est.module_.parameters()).is_cuda
+    Z = est.transform(X_test)
+    assert isinstance(Z, np.ndarray) and Z.dtype == X_test.dtype
+    assert np.isfinite(est.score_samples(X_test)).all()
+
+
+def test_gpu_and_cpu_agree_up_to_floating_point(digits):
+    X, X_test, *_ = digits
+    params = {"n_components": 3, "max_iter": 5, "random_state": 0}
+    gpu = AutoEncoder(device="cuda", **params).fit(X)
+    # Same initial weights on both devices (drawn on the CPU), different shuffling streams,
+    # so compare the functions after moving the GPU weights to the CPU.
+    cpu = AutoEncoder(device="cpu", **params).fit(X)
+    cpu.module_.load_state_dict({k: v.cpu() for k, v in gpu.module_.state_dict().items()})
+    assert_allclose(cpu.transform(X_test), gpu.transform(X_test), rtol=1e-4, atol=1e-5)
+
+
+def test_gpu_model_loads_on_a_machine_without_cuda(digits, tmp_path):
+    X, X_test, *_ = digits
+    est = AutoEncoder(n_components=3, max_iter=5, random_state=0).fit(X)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(est))
+    np.save(tmp_path / "x.npy", X_test)
+    code = (
+        "import pickle, sys, numpy as np, torch, warnings; warnings.simplefilter('ignore');"
+        "assert not torch.cuda.is_available();"
+        f"est = pickle.loads(open({str(path)!r}, 'rb').read());"
+        f"np.save({str(tmp_path / 'z.npy')!r}, est.transform(np.load({str(tmp_path / 'x.npy')!r})));"
+        "print(est.device_, est.net_.device)"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["cuda", "cpu"]
+    assert_allclose(np.load(tmp_path / "z.npy"), est.transform(X_test), rtol=1e-4, atol=1e-5)
