@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.utils.extmath import svd_flip
 
-from .base import BaseAutoEncoder
+from .base import TRAINING_CONSTRAINTS, BaseAutoEncoder
 from .modules import init_weights, linear_autoencoder, mlp_autoencoder
 
 _COMMON_PARAMETERS = """
@@ -243,9 +243,8 @@ class LinearAE(BaseAutoEncoder):
         self.warm_start = warm_start
 
     _parameter_constraints: ClassVar[dict] = {
-        k: v
-        for k, v in BaseAutoEncoder._parameter_constraints.items()
-        if k not in ("hidden_layer_sizes", "activation", "loss")
+        "n_components": BaseAutoEncoder._parameter_constraints["n_components"],
+        **TRAINING_CONSTRAINTS,
     }
 
     def _check_data(self, X):

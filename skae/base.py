@@ -1,13 +1,17 @@
-"""The estimator base every autoencoder of skae shares: validation, conversion, the public API.
+"""The estimator layer's shared pieces: validation, conversion, the training set-up, the API.
 
 The data's way through ``fit``: array -> ``validate_data`` -> :class:`~skae.engine.AutoEncoderNet`
 (which moves it to the device once and trains) -> fitted module. ``transform`` and friends
 run the fitted module over the validated array in large chunks on the same device.
 
-A variant states only what differs by overriding the hooks ``_build_module``,
-``_build_criterion``, ``_corruption`` and ``_check_data``; none copies ``fit``.
+:class:`NeuralNetMixin` holds what every skae estimator does with its torch module (seeds,
+optimizer, early stopping, the skorch net, warm starts, running the fitted module);
+:class:`BaseAutoEncoder` adds the transformer API. A variant states only what differs by
+overriding the hooks ``_build_module``, ``_build_criterion``, ``_corruption``,
+``_check_data`` and ``_after_fit``; none copies ``fit``.
 """
 
+import contextlib
 import copy
 import warnings
 from numbers import Integral, Real
@@ -34,6 +38,22 @@ from .modules import ACTIVATIONS
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
+# Constraints of the training parameters every skae estimator has.
+TRAINING_CONSTRAINTS = {
+    "solver": [StrOptions({"adam", "lbfgs"})],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "max_iter": [Interval(Integral, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+}
+
 
 def resolve_device(device):
     """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else is checked."""
@@ -53,62 +73,49 @@ def resolve_device(device):
     return str(parsed)
 
 
-def _n_seeds(random_state, n):
+def n_seeds(random_state, n):
     """``n`` seeds for torch generators, drawn from ``random_state`` as scikit-learn does."""
     rng = check_random_state(random_state)
     return [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n)]
 
 
-class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Base class of skae's autoencoders. Not for direct use: see :class:`skae.AutoEncoder`."""
+@contextlib.contextmanager
+def lend_generator(module, device, seed):
+    """Lend ``module`` a generator for its own sampling while it trains.
+
+    A module that samples inside ``forward`` (a VAE's reparameterisation) declares a
+    ``generator`` attribute; it holds a seeded generator on the training device during
+    training and None otherwise, so the fitted module pickles without device state.
+    """
+    if not hasattr(module, "generator"):
+        yield
+        return
+    module.generator = torch.Generator(device=device).manual_seed(seed)
+    try:
+        yield
+    finally:
+        module.generator = None
+
+
+class NeuralNetMixin:
+    """Training set-up shared by skae's estimators: a torch module trained by skorch.
+
+    Uses the parameters of ``TRAINING_CONSTRAINTS``; subclasses implement
+    ``_build_module(X, generator)`` and ``_build_criterion()``.
+    """
 
     # The float type the module trains and runs in; outputs take the input's dtype.
     _torch_dtype = torch.float32
-
-    _parameter_constraints: ClassVar[dict] = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "loss": [StrOptions({"mse", "bce"})],
-        "solver": [StrOptions({"adam", "lbfgs"})],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-    }
-
-    # -- hooks a variant overrides ------------------------------------------------------
 
     def _build_module(self, X, generator):
         raise NotImplementedError
 
     def _build_criterion(self):
-        return ReconstructionLoss(self.loss)
+        raise NotImplementedError
 
     def _corruption(self):
         """A callable ``(X, generator) -> corrupted X`` for training batches, or None."""
         return
-
-    def _check_data(self, X):
-        """Checks that depend on the data and the parameters together."""
-        if self.loss == "bce" and X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
-                "loss='bce' models X as Bernoulli probabilities and needs values in [0, 1]; "
-                f"got values in [{X.min():.4g}, {X.max():.4g}]. Scale X (e.g. MinMaxScaler) "
-                "or use loss='mse'."
-            )
-
-    def _after_fit(self, X):
-        """Called once training ends, with the training data."""
-
-    # -- fitting ------------------------------------------------------------------------
 
     @property
     def module_(self):
@@ -119,15 +126,6 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def history_(self):
         """skorch's ``History``: one dict per epoch (losses, duration)."""
         return self.net_.history
-
-    def _hidden_layer_sizes(self):
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
-        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers; got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return [int(s) for s in sizes]
 
     def _batch_size(self, n_samples):
         if self.solver == "lbfgs":
@@ -142,15 +140,20 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return min(self.batch_size, n_samples)
 
-    def _make_net(self, X, y=None, stratified=False):
-        device = resolve_device(self.device)
-        weight_seed, data_seed, split_seed = _n_seeds(self.random_state, 3)
+    def _optimizer(self):
+        if self.solver == "lbfgs":
+            # torch's default history of 100 corrections: with scipy's 10 the linear AE
+            # stalled near saddle subspaces (measured on digits, several seeds).
+            return {"optimizer": torch.optim.LBFGS, "lr": 1.0,
+                    "optimizer__line_search_fn": "strong_wolfe"}
+        return {"optimizer": torch.optim.Adam, "lr": self.learning_rate_init}
+
+    def _make_net(self, X, y, seeds, stratified=False):
         # nn.Linear draws a default initialisation from the global RNG when it is built;
         # fork_rng puts that state back, and _build_module draws the real weights from
         # the local generator.
         with torch.random.fork_rng(devices=[]):
-            module = self._build_module(X, torch.Generator().manual_seed(weight_seed))
-        module = module.to(self._torch_dtype)
+            module = self._build_module(X, torch.Generator().manual_seed(seeds[0]))
         monitor = "valid_loss" if self.early_stopping else "train_loss"
         callbacks = [
             ("stopper", EarlyStopping(
@@ -163,52 +166,54 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         train_split = None
         if self.early_stopping:
             train_split = ValidSplit(
-                self.validation_fraction, stratified=stratified, random_state=split_seed
+                self.validation_fraction, stratified=stratified, random_state=seeds[2]
             )
-        if self.solver == "lbfgs":
-            # torch's default history of 100 corrections: with scipy's 10 the linear AE
-            # stalled near saddle subspaces (measured on digits, several seeds).
-            optimizer = {"optimizer": torch.optim.LBFGS, "lr": 1.0,
-                         "optimizer__line_search_fn": "strong_wolfe"}
-        else:
-            optimizer = {"optimizer": torch.optim.Adam, "lr": self.learning_rate_init}
         return AutoEncoderNet(
-            module,
+            module.to(self._torch_dtype),
             criterion=self._build_criterion(),
-            **optimizer,
+            **self._optimizer(),
             max_epochs=self.max_iter,
             batch_size=self._batch_size(len(X)),
             iterator_train__shuffle=True,
-            iterator_train__seed=data_seed,
+            iterator_train__seed=seeds[1],
             iterator_train__corruption=self._corruption(),
-            iterator_valid__seed=data_seed,
+            iterator_valid__seed=seeds[1],
             dataset__dtype=self._torch_dtype,
             train_split=train_split,
             callbacks=callbacks,
             verbose=self.verbose,
-            device=device,
+            device=resolve_device(self.device),
         )
 
-    def _train(self, X, y=None):
+    def _train(self, X, y=None, stratified=False):
         """Build a new net, or continue the fitted one (``warm_start``), and train it.
 
         A new net becomes ``net_`` only once training succeeded; a continuation that fails
         (diverges) puts the previous net back, so no error leaves a broken model behind.
+        Returns the number of epochs run.
         """
+        # weights, data order and noise, validation split, the module's own sampling
+        seeds = n_seeds(self.random_state, 4)
         if self.warm_start and hasattr(self, "net_"):
             previous = copy.deepcopy(self.net_)  # weights, optimizer state and history
             try:
-                self.net_.partial_fit(X, y)
+                with lend_generator(self.module_, self.net_.device, seeds[3]):
+                    self.net_.partial_fit(X, y)
             except BaseException:
                 self.net_ = previous
                 raise
+            epochs = len(self.net_.history) - len(previous.history)
         else:
-            net = self._make_net(X, y)
-            net.fit(X, y)
+            net = self._make_net(X, y, seeds, stratified=stratified).initialize()
+            with lend_generator(net.module_, net.device, seeds[3]):
+                net.partial_fit(X, y)
             self.net_, self.device_ = net, net.device
+            epochs = len(net.history)
         self.module_.eval()
+        self._record_history(epochs)
+        return epochs
 
-    def _record_history(self, n_epochs_before):
+    def _record_history(self, epochs):
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"]) if len(history) else []
@@ -218,13 +223,64 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         elif self.loss_curve_:
             self.best_loss_ = min(self.loss_curve_)
         stopper = dict(self.net_.callbacks_)["stopper"]
-        ran = self.n_iter_ - n_epochs_before
-        if self.max_iter and ran >= self.max_iter and stopper.misses_ < stopper.patience:
+        if self.max_iter and epochs >= self.max_iter and stopper.misses_ < stopper.patience:
             warnings.warn(
                 f"{type(self).__name__}: maximum iterations (max_iter={self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning,
             )
+
+    def _map(self, fn, X):
+        """``fn(module, x)`` over X on the module's device, in X's precision.
+
+        Training runs in ``_torch_dtype``; float64 input is evaluated with a float64 copy of
+        the weights, so results do not depend on how rows are batched (float32 rounding
+        does) and float64 stays float64 as in scikit-learn.
+        """
+        module = self.module_
+        dtype = torch.float64 if X.dtype == np.float64 else self._torch_dtype
+        if dtype != self._torch_dtype:
+            module = copy.deepcopy(module).to(dtype)
+        out = map_batches(lambda x: fn(module, x), X, self.net_.device, dtype)
+        return out.astype(X.dtype, copy=False)
+
+
+class BaseAutoEncoder(
+    NeuralNetMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Base class of skae's autoencoders. Not for direct use: see :class:`skae.AutoEncoder`."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "loss": [StrOptions({"mse", "bce"})],
+        **TRAINING_CONSTRAINTS,
+    }
+
+    def _build_criterion(self):
+        return ReconstructionLoss(self.loss)
+
+    def _check_data(self, X):
+        """Checks that depend on the data and the parameters together."""
+        if self.loss == "bce" and X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                "loss='bce' models X as Bernoulli probabilities and needs values in [0, 1]; "
+                f"got values in [{X.min():.4g}, {X.max():.4g}]. Scale X (e.g. MinMaxScaler) "
+                "or use loss='mse'."
+            )
+
+    def _after_fit(self, X):
+        """Called once training ends, with the training data."""
+
+    def _hidden_layer_sizes(self):
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
+        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return [int(s) for s in sizes]
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -245,28 +301,10 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         first_fit = not (self.warm_start and hasattr(self, "net_"))
         X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=first_fit)
         self._check_data(X)
-        n_epochs_before = 0 if first_fit else len(self.net_.history)
         self._train(X)
         self._n_features_out = self.n_components
         self._after_fit(X)
-        self._record_history(n_epochs_before)
         return self
-
-    # -- using the fitted module --------------------------------------------------------
-
-    def _map(self, fn, X):
-        """``fn(module, x)`` over X on the module's device, in X's precision.
-
-        Training runs in ``_torch_dtype``; float64 input is evaluated with a float64 copy of
-        the weights, so results do not depend on how rows are batched (float32 rounding
-        does) and float64 stays float64 as in scikit-learn.
-        """
-        module = self.module_
-        dtype = torch.float64 if X.dtype == np.float64 else self._torch_dtype
-        if dtype != self._torch_dtype:
-            module = copy.deepcopy(module).to(dtype)
-        out = map_batches(lambda x: fn(module, x), X, self.net_.device, dtype)
-        return out.astype(X.dtype, copy=False)
 
     def _validated(self, X):
         check_is_fitted(self)

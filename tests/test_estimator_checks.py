@@ -5,13 +5,15 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import AutoEncoder, LinearAE
+from skae import AutoEncoder, DenoisingAE, LinearAE
 
 ESTIMATORS = [
     AutoEncoder(max_iter=20, random_state=0),
     AutoEncoder(loss="mse", activation="tanh", hidden_layer_sizes=(8, 4), max_iter=5,
                 early_stopping=True, random_state=0),
     LinearAE(max_iter=5, random_state=0),
+    DenoisingAE(max_iter=10, random_state=0),
+    DenoisingAE(noise="salt_and_pepper", noise_level=0.3, max_iter=5, random_state=0),
 ]
 
 

@@ -1,0 +1,46 @@
+"""Input corruption for denoising autoencoders: pure torch, drawn from a given generator."""
+
+import torch
+
+NOISES = ("gaussian", "masking", "salt_and_pepper")
+
+
+class Corruption:
+    """Corrupt a batch: ``Corruption(noise, level)(X, generator) -> X_tilde``.
+
+    Parameters
+    ----------
+    noise : {"gaussian", "masking", "salt_and_pepper"}
+        Additive Gaussian noise with standard deviation ``level``; masking sets a fraction
+        ``level`` of the inputs to 0; salt-and-pepper sets a fraction ``level`` of the inputs
+        to ``low`` or ``high`` with equal probability (Vincent et al. 2010).
+    level : float
+        The standard deviation, or the fraction of inputs corrupted.
+    low, high : array-like or float, default=0.0, 1.0
+        The values salt-and-pepper noise writes (per feature or scalars): the data's range.
+    """
+
+    def __init__(self, noise, level, low=0.0, high=1.0):
+        if noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}; got {noise!r}.")
+        self.noise = noise
+        self.level = level
+        self.low = low
+        self.high = high
+
+    def _uniform(self, x, generator):
+        return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+    def __call__(self, x, generator):
+        if self.level == 0:
+            return x
+        if self.noise == "gaussian":
+            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            return x + self.level * eps
+        hit = self._uniform(x, generator) < self.level
+        if self.noise == "masking":
+            return x.masked_fill(hit, 0.0)
+        low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device)
+        high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device)
+        salt = self._uniform(x, generator) < 0.5
+        return torch.where(hit, torch.where(salt, high, low), x)

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skae import AutoEncoder, DenoisingAE
+from skae.noise import Corruption
+
+from .conftest import sse
+
+
+@pytest.mark.parametrize("noise, level", [
+    ("masking", 0.3), ("gaussian", 0.3), ("salt_and_pepper", 0.2),
+])
+def test_denoises_better_than_a_plain_autoencoder(digits01, noise, level):
+    X_train, X_test = digits01[:1400], digits01[1400:]
+    corrupt = Corruption(noise, level, X_train.min(0), X_train.max(0))
+    X_noisy = corrupt(torch.as_tensor(X_test), torch.Generator().manual_seed(1)).numpy()
+    budget = {"n_components": 16, "loss": "bce", "max_iter": 60, "random_state": 0}
+    dae = DenoisingAE(noise=noise, noise_level=level, **budget).fit(X_train)
+    ae = AutoEncoder(**budget).fit(X_train)
+    dae_error = sse(dae.inverse_transform(dae.transform(X_noisy)), X_test)
+    ae_error = sse(ae.inverse_transform(ae.transform(X_noisy)), X_test)
+    assert dae_error < 0.9 * ae_error
+
+
+def test_transform_is_deterministic_and_training_is_reproducible(digits01):
+    dae = DenoisingAE(n_components=4, noise="masking", noise_level=0.5, max_iter=3,
+                      random_state=0).fit(digits01)
+    assert_array_equal(dae.transform(digits01), dae.transform(digits01))
+    again = DenoisingAE(n_components=4, noise="masking", noise_level=0.5, max_iter=3,
+                        random_state=0).fit(digits01)
+    assert_array_equal(again.transform(digits01), dae.transform(digits01))
+
+
+def test_zero_noise_is_the_plain_autoencoder(digits):
+    X, *_ = digits
+    params = {"n_components": 3, "max_iter": 3, "random_state": 0}
+    assert_array_equal(DenoisingAE(noise_level=0.0, **params).fit(X).transform(X),
+                       AutoEncoder(**params).fit(X).transform(X))
+
+
+def test_corruption_statistics():
+    x = torch.full((2000, 50), 0.5, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    masked = Corruption("masking", 0.25)(x, g)
+    assert (masked == 0).double().mean().item() == pytest.approx(0.25, abs=0.01)
+    assert set(masked.unique().tolist()) == {0.0, 0.5}
+    sp = Corruption("salt_and_pepper", 0.4, low=-1.0, high=2.0)(x, g)
+    assert (sp == -1).double().mean().item() == pytest.approx(0.2, abs=0.01)
+    assert (sp == 2).double().mean().item() == pytest.approx(0.2, abs=0.01)
+    gauss = Corruption("gaussian", 0.3)(x, g) - x
+    assert gauss.mean().item() == pytest.approx(0, abs=0.01)
+    assert gauss.std().item() == pytest.approx(0.3, rel=0.02)
+    # fresh noise on every call
+    assert not torch.equal(Corruption("masking", 0.25)(x, g), Corruption("masking", 0.25)(x, g))
+
+
+def test_salt_and_pepper_writes_the_training_range(digits):
+    X, *_ = digits
+    dae = DenoisingAE(noise="salt_and_pepper", max_iter=1, random_state=0).fit(X)
+    assert_allclose(dae.data_min_, X.min(0))
+    assert_allclose(dae.data_max_, X.max(0))
+
+
+def test_fraction_above_one_is_an_error(digits):
+    with pytest.raises(ValueError, match="noise_level=1.5 is the fraction of inputs"):
+        DenoisingAE(noise="masking", noise_level=1.5).fit(digits[0])
+
+
+def test_unknown_noise_is_an_error(digits):
+    with pytest.raises(ValueError, match="'noise' parameter"):
+        DenoisingAE(noise="speckle").fit(digits[0])
+    assert np.isfinite(DenoisingAE(max_iter=1).fit(digits[0]).transform(digits[0])).all()
