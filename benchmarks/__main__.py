@@ -1,72 +1,184 @@
-"""skae's main benchmark: autoencoders beside PCA on scikit-learn's digits.
+"""skae's benchmark program: autoencoders beside PCA, and against the classic papers.
 
-    python -m benchmarks            # digits, a few minutes on 2 CPU cores
+    python -m benchmarks                  # quick: scikit-learn's digits, a few minutes on 2 cores
+    python -m benchmarks --mode full      # MNIST (--data PATH, or $SKAE_MNIST, or OpenML)
 
-For each code size, every model is fitted on 1,400 standardised digits and scored on the
-other 397: squared reconstruction error summed over the 64 pixels, averaged over the test
-images (SSE per image), and per pixel (MSE). The table is printed and written, with the
-command, date, machine and versions, to ``benchmarks/RESULTS.md``.
+quick: every skae autoencoder and PCA on standardised digits (1,400 train / 397 test) at 2,
+10 and 30 components: held-out reconstruction error, trustworthiness, 5-NN and linear-probe
+accuracy of the codes; and an EncoderClassifier fine-tuned from a StackedAE.
+full: on MNIST, (1) Hinton & Salakhutdinov's reconstruction table (30-dim codes), (2) the
+manifold comparison at 2, 10 and 30 components, (3) classification by a fine-tuned
+pretrained encoder, (4) the VAE's importance-weighted test NLL on binarised MNIST. The speed
+table is ``python -m benchmarks.speed``.
+
+Each mode writes its tables, with the command, date, machine and versions, to
+``benchmarks/results/<mode>.md`` and PNG figures beside it; ``benchmarks/RESULTS.md`` is
+rebuilt from every file there, and the quick table is copied into README.md.
 """
 
 import argparse
 import pathlib
+import re
 import warnings
 
+import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from skae import AutoEncoder, LinearAE
+import skae
+from skae.datasets import load_mnist
 
-from .common import markdown_table, provenance, timed
+from . import figures
+from .common import provenance
+from .models import family
+from .tables import classification_table, density_table, manifold_table, reconstruction_table
 
-RESULTS = pathlib.Path(__file__).with_name("RESULTS.md")
-
-
-def models(n_components, random_state):
-    return {
-        "PCA": PCA(n_components=n_components),
-        "LinearAE": LinearAE(n_components=n_components, random_state=random_state),
-        "AutoEncoder": AutoEncoder(n_components=n_components, random_state=random_state),
-    }
+HERE = pathlib.Path(__file__).parent
+RESULTS_DIR = HERE / "results"
+README = HERE.parent / "README.md"
+DEFAULT_MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
 
 
-def reconstruction_table(components, random_state=0):
+def quick(args):
     digits = load_digits()
-    X = StandardScaler().fit_transform(digits.data)
-    X_train, X_test = X[:1400], X[1400:]
-    rows = []
-    for k in components:
-        for name, model in models(k, random_state).items():
-            _, seconds = timed(model.fit, X_train)
-            error = ((model.inverse_transform(model.transform(X_test)) - X_test) ** 2).sum(1)
-            epochs = getattr(model, "n_iter_", "")
-            rows.append([name, k, f"{error.mean():.3f}", f"{error.mean() / X.shape[1]:.4f}",
-                         epochs, f"{seconds:.1f}"])
-    header = ["model", "n_components", "test SSE per image", "test MSE per pixel",
-              "epochs", "fit (s)"]
-    return markdown_table(header, rows)
+    X_train, X_test, y_train, y_test = train_test_split(
+        digits.data, digits.target, train_size=1400, random_state=0, stratify=digits.target)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+
+    models_by_k = {k: family(k, bernoulli=False, max_iter=args.max_iter, hidden=(128,))
+                   for k in args.components}
+    table, fitted = manifold_table(models_by_k, X_train, X_test, y_test)
+    clf = skae.EncoderClassifier(
+        skae.StackedAE(n_components=30, hidden_layer_sizes=(128,), random_state=0),
+        random_state=0)
+    classification = classification_table(clf, X_train, y_train, X_test, y_test)
+
+    k = min(args.components)
+    figures.codes_2d({"PCA": fitted["PCA", k], "AutoEncoder": fitted["AutoEncoder", k]},
+                     X_test, y_test, RESULTS_DIR / "quick-codes-2d.png",
+                     f"digits test set, {k}-dim codes")
+    k = max(args.components)
+    unscale = scaler.inverse_transform
+    figures.reconstructions({name: fitted[name, k] for name in models_by_k[k]}, X_test, (8, 8),
+                            RESULTS_DIR / "quick-reconstructions.png", unscale=unscale)
+    figures.loss_curves({name: fitted[name, k] for name in models_by_k[k]},
+                        RESULTS_DIR / "quick-loss-curves.png", f"digits, {k}-dim codes")
+    return [
+        "## Quick: scikit-learn's digits",
+        "### Manifold comparison (standardised digits, 1,400 train / 397 test)",
+        (f"Every autoencoder: encoder 64-128-k, mirrored decoder, {args.max_iter} epochs at "
+        "most (Adam), squared error. Neighbour metrics on the test codes."),
+        "<!-- results:digits -->\n" + table + "\n<!-- /results:digits -->",
+        "### Classification (digits)",
+        classification,
+        "Figures: `quick-codes-2d.png`, `quick-reconstructions.png`, `quick-loss-curves.png`.",
+    ]
+
+
+def full(args):
+    path = args.data or (DEFAULT_MNIST if DEFAULT_MNIST.is_file() else None)
+    mnist = load_mnist(path)
+    X_train, y_train = mnist.X_train[: args.n_train], mnist.y_train[: args.n_train]
+    X_test, y_test = mnist.X_test, mnist.y_test
+    sections = [(f"## Full: MNIST ({len(X_train)} train / {len(X_test)} test images, "
+                f"pixels in [0, 1], from {mnist.source})")]
+
+    deep = {"hidden_layer_sizes": (1000, 500, 250), "loss": "bce", "random_state": 0,
+            "max_iter": args.max_iter, "batch_size": 256}
+    models = {
+        "PCA": family(30, bernoulli=True, max_iter=1, hidden=())["PCA"],
+        "LinearAE": skae.LinearAE(n_components=30, random_state=0),
+        "AutoEncoder": skae.AutoEncoder(30, **deep),
+        "StackedAE": skae.StackedAE(30, pretrain_iter=max(1, args.max_iter // 5), **deep),
+        "DenoisingAE": skae.DenoisingAE(30, noise="masking", noise_level=0.1, **deep),
+    }
+    paper = {"PCA": "13.87", "AutoEncoder": "3.00 (RBM-pretrained)",
+             "StackedAE": "3.00 (RBM-pretrained)"}
+    table, fitted = reconstruction_table(models, X_train, X_test, paper)
+    sections += ["### 1. Reconstruction (Hinton & Salakhutdinov 2006, Fig. 2)",
+                 (f"Deep models 784-1000-500-250-30, ReLU, sigmoid output with cross-entropy, "
+                 f"Adam, batch 256, at most {args.max_iter} epochs."), table]
+    figures.reconstructions({n: fitted[n] for n in ("PCA", "AutoEncoder", "StackedAE")},
+                            X_test, (28, 28), RESULTS_DIR / "full-reconstructions.png")
+    figures.loss_curves(fitted, RESULTS_DIR / "full-loss-curves.png", "MNIST, 30-dim codes")
+
+    manifold_models = {k: family(k, bernoulli=True, max_iter=args.manifold_iter,
+                                 hidden=(500, 250)) for k in (2, 10, 30)}
+    table, fitted2 = manifold_table(manifold_models, X_train, X_test, y_test)
+    sections += ["### 2. Manifold comparison (MNIST)",
+                 (f"Autoencoders 784-500-250-k, cross-entropy, at most {args.manifold_iter} "
+                 "epochs; neighbour metrics on 2,000 test images."), table]
+    figures.codes_2d({"PCA": fitted2["PCA", 2], "AutoEncoder": fitted2["AutoEncoder", 2]},
+                     X_test, y_test, RESULTS_DIR / "full-codes-2d.png",
+                     "MNIST test set, 2-dim codes (cf. Hinton & Salakhutdinov 2006, Fig. 3)")
+
+    stacked = skae.StackedAE(10, hidden_layer_sizes=(500, 500, 2000), loss="bce",
+                             pretrain_iter=args.pretrain_iter, max_iter=0, random_state=0)
+    clf = skae.EncoderClassifier(stacked, max_iter=args.max_iter, batch_size=256,
+                                 random_state=0)
+    sections += ["### 3. Classification (MNIST)",
+                 ("StackedAE 784-500-500-2000-10 pretrained layer by layer, then fine-tuned "
+                 "with the labels (Hinton & Salakhutdinov's classifier architecture)."),
+                 classification_table(clf, X_train, y_train, X_test, y_test)]
+
+    rng = np.random.RandomState(0)
+    binary_train = (rng.uniform(size=X_train.shape) < X_train).astype(np.float32)
+    binary_test = (rng.uniform(size=X_test.shape) < X_test).astype(np.float32)
+    vae = skae.VariationalAE(50, hidden_layer_sizes=(200, 200), activation="tanh", loss="bce",
+                             max_iter=args.max_iter, batch_size=100, random_state=0)
+    table, _ = density_table(vae, binary_train, binary_test, args.importance_samples)
+    sections += ["### 4. Density (binarised MNIST)",
+                 ("Fixed stochastic binarisation (one Bernoulli draw per pixel, seed 0) of "
+                 "train and test; Burda et al. 2016 use dynamic binarisation."), table]
+    return sections
+
+
+def rebuild_results():
+    parts = [p.read_text() for p in sorted(RESULTS_DIR.glob("*.md"))]
+    text = "# skae benchmark results\n\nBuilt from `benchmarks/results/*.md`.\n\n"
+    (HERE / "RESULTS.md").write_text(text + "\n".join(parts))
+
+
+def update_readme(section_text):
+    match = re.search(r"<!-- results:digits -->.*?<!-- /results:digits -->", section_text, re.DOTALL)
+    readme = README.read_text()
+    if match and "<!-- results:digits -->" in readme:
+        readme = re.sub(r"<!-- results:digits -->.*?<!-- /results:digits -->",
+                        lambda _: match.group(0), readme, flags=re.DOTALL)
+        README.write_text(readme)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--components", type=int, nargs="+", default=[2, 8, 16])
-    parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--mode", choices=("quick", "full"), default="quick")
+    parser.add_argument("--data", type=pathlib.Path, default=None,
+                        help="MNIST .npz (full mode); default $SKAE_MNIST or ../shared/data")
+    parser.add_argument("--components", type=int, nargs="+", default=[2, 10, 30])
+    parser.add_argument("--max-iter", type=int, default=None,
+                        help="epoch budget of each autoencoder (quick 200, full 30)")
+    parser.add_argument("--manifold-iter", type=int, default=10)
+    parser.add_argument("--pretrain-iter", type=int, default=3)
+    parser.add_argument("--n-train", type=int, default=60000)
+    parser.add_argument("--importance-samples", type=int, default=500)
     args = parser.parse_args(argv)
+    args.max_iter = args.max_iter or (200 if args.mode == "quick" else 30)
     warnings.simplefilter("ignore", ConvergenceWarning)
+    RESULTS_DIR.mkdir(exist_ok=True)
 
-    table = reconstruction_table(args.components)
-    sections = [
-        "# skae benchmark results",
-        "## Reconstruction of held-out digits (standardised; 1,400 train / 397 test)",
-        table,
-        provenance(),
-    ]
-    text = "\n\n".join(sections) + "\n"
+    try:
+        sections = quick(args) if args.mode == "quick" else full(args)
+    except (FileNotFoundError, RuntimeError) as exc:
+        parser.exit(1, f"error: {exc}\n")
+    text = "\n\n".join([*sections, provenance()]) + "\n"
     print(text)
-    args.out.write_text(text)
-    print(f"written to {args.out}")
+    (RESULTS_DIR / f"{args.mode}.md").write_text(text)
+    rebuild_results()
+    if args.mode == "quick":
+        update_readme(text)
+    print(f"written to {RESULTS_DIR / (args.mode + '.md')} and {HERE / 'RESULTS.md'}")
 
 
 if __name__ == "__main__":

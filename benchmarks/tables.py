@@ -1,0 +1,88 @@
+"""The benchmark tables: each function fits what it compares and returns a markdown table
+(plus the fitted models, for the figures)."""
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from skae.metrics import (
+    knn_accuracy,
+    linear_probe_accuracy,
+    reconstruction_error,
+    trustworthiness,
+)
+
+from .common import markdown_table, timed
+
+
+def _subset(X, y, n, seed=0):
+    """At most ``n`` rows, drawn without replacement (for the O(n^2) neighbour metrics)."""
+    if len(X) <= n:
+        return X, y
+    index = np.random.RandomState(seed).choice(len(X), n, replace=False)
+    return X[index], y[index]
+
+
+def manifold_table(models_by_k, X_train, X_test, y_test, *, n_metric=2000):
+    """Reconstruction error, trustworthiness, kNN and linear-probe accuracy of the codes of
+    held-out data, for every model at every code size."""
+    X_metric, y_metric = _subset(X_test, y_test, n_metric)
+    rows, fitted = [], {}
+    for k, models in models_by_k.items():
+        for name, model in models.items():
+            _, seconds = timed(model.fit, X_train)
+            fitted[name, k] = model
+            rows.append([
+                name, k,
+                f"{reconstruction_error(model, X_test):.3f}",
+                f"{trustworthiness(model, X_metric):.3f}",
+                f"{knn_accuracy(model, X_metric, y_metric):.3f}",
+                f"{linear_probe_accuracy(model, X_metric, y_metric):.3f}",
+                getattr(model, "n_iter_", ""), f"{seconds:.1f}",
+            ])
+    header = ["model", "n_components", "test SSE per sample", "trustworthiness (k=5)",
+              "5-NN accuracy", "linear probe accuracy", "epochs", "fit (s)"]
+    return markdown_table(header, rows), fitted
+
+
+def reconstruction_table(models, X_train, X_test, paper):
+    """Hinton & Salakhutdinov (2006), Fig. 2: test SSE per image beside the paper's."""
+    rows, fitted = [], {}
+    for name, model in models.items():
+        _, seconds = timed(model.fit, X_train)
+        fitted[name] = model
+        rows.append([name, f"{reconstruction_error(model, X_test):.3f}", paper.get(name, ""),
+                     getattr(model, "n_iter_", ""), f"{seconds / 60:.1f}"])
+    header = ["model (30-dim code)", "test SSE per image", "paper", "epochs", "fit (min)"]
+    return markdown_table(header, rows), fitted
+
+
+def classification_table(classifier, X_train, y_train, X_test, y_test):
+    """A classifier fine-tuned from a pretrained encoder, against a linear probe on its
+    frozen codes and a logistic regression on the raw pixels."""
+    _, seconds = timed(classifier.fit, X_train, y_train)
+    ae = classifier.autoencoder_
+    probe = LogisticRegression(max_iter=1000).fit(ae.transform(X_train), y_train)
+    raw = LogisticRegression(max_iter=200).fit(X_train, y_train)
+    rows = [
+        [f"EncoderClassifier ({type(ae).__name__} pretrained, fine-tuned)",
+         f"{100 * (1 - classifier.score(X_test, y_test)):.2f}%", "1.2% to 1.4%",
+         f"{seconds / 60:.1f}"],
+        ["logistic regression on its frozen codes",
+         f"{100 * (1 - probe.score(ae.transform(X_test), y_test)):.2f}%", "", ""],
+        ["logistic regression on pixels", f"{100 * (1 - raw.score(X_test, y_test)):.2f}%",
+         "12.0% (linear classifier)", ""],
+    ]
+    return markdown_table(["model", "test error", "papers", "fit (min)"], rows)
+
+
+def density_table(vae, X_train, X_test, n_importance_samples, paper=86.76):
+    """The VAE's importance-weighted test NLL on binarised data, against Burda et al."""
+    _, seconds = timed(vae.fit, X_train)
+    iw = -vae.log_likelihood(X_test, n_importance_samples=n_importance_samples).mean()
+    elbo = -vae.score(X_test)
+    sizes = "-".join(map(str, (X_train.shape[1], *vae.hidden_layer_sizes, vae.n_components)))
+    rows = [[f"VariationalAE {sizes}",
+             f"{iw:.2f}", f"{elbo:.2f}", f"{paper:.2f}", vae.n_iter_, f"{seconds / 60:.1f}"]]
+    header = ["model", f"test NLL, IW k={n_importance_samples} (nats)",
+              "test -ELBO (nats)", "paper (VAE k=1)", "epochs", "fit (min)"]
+    return markdown_table(header, rows), vae
