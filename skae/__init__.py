@@ -1,7 +1,18 @@
 """skae: scikit-learn transformers that wrap PyTorch autoencoders."""
 
 from .autoencoder import AutoEncoder, LinearAE
+from .classifier import EncoderClassifier
 from .denoising import DenoisingAE
+from .regularized import ContractiveAE, SparseAE
+from .stacked import StackedAE
 
-__all__ = ["AutoEncoder", "DenoisingAE", "LinearAE"]
+__all__ = [
+    "AutoEncoder",
+    "ContractiveAE",
+    "DenoisingAE",
+    "EncoderClassifier",
+    "LinearAE",
+    "SparseAE",
+    "StackedAE",
+]
 __version__ = "0.1.0"

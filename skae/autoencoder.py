@@ -145,6 +145,10 @@ class AutoEncoder(BaseAutoEncoder):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def _code_activation(self):
+        """The code layer's activation: linear, as Hinton & Salakhutdinov's code units."""
+        return "identity"
+
     def _build_module(self, X, generator):
         module = mlp_autoencoder(
             X.shape[1],
@@ -152,6 +156,7 @@ class AutoEncoder(BaseAutoEncoder):
             self.n_components,
             self.activation,
             output="sigmoid" if self.loss == "bce" else "identity",
+            code_activation=self._code_activation(),
         )
         return init_weights(module, generator, self.activation)
 

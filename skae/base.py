@@ -117,6 +117,11 @@ class NeuralNetMixin:
         """A callable ``(X, generator) -> corrupted X`` for training batches, or None."""
         return
 
+    def __sklearn_is_fitted__(self):
+        # Hooks set fitted attributes (data ranges, pretrained layers) before training;
+        # only a trained net makes the estimator fitted.
+        return hasattr(self, "net_")
+
     @property
     def module_(self):
         """The fitted torch module (held by ``net_``, which pickles it device-independently)."""

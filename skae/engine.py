@@ -23,8 +23,9 @@ from torch.utils.data import Dataset, Subset
 
 
 def _to_tensor(array, dtype, device):
-    # torch cannot share a read-only buffer (a memmap, say) safely: copy it instead.
-    array = np.require(array, requirements="W")
+    if not isinstance(array, torch.Tensor):
+        # torch cannot share a read-only buffer (a memmap, say) safely: copy it instead.
+        array = np.require(array, requirements="W")
     return torch.as_tensor(array, dtype=dtype, device=device)
 
 

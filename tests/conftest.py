@@ -8,7 +8,8 @@ from sklearn.preprocessing import StandardScaler
 def digits():
     """Standardised digits, split into a training and a held-out part."""
     data = load_digits()
-    X = StandardScaler().fit_transform(data.data)
+    scaler = StandardScaler().fit(data.data[:1400])
+    X = scaler.transform(data.data)
     return X[:1400], X[1400:], data.target[:1400], data.target[1400:]
 
 

@@ -1,0 +1,256 @@
+"""Supervised fine-tuning: a softmax layer on a pretrained encoder, trained with labels."""
+
+import copy
+from typing import ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from .autoencoder import _COMMON_PARAMETERS
+from .base import FLOAT_DTYPES, TRAINING_CONSTRAINTS, NeuralNetMixin, n_seeds
+from .modules import init_weights
+from .stacked import StackedAE
+
+
+class _CodeClassifier(nn.Module):
+    """The logits of a linear layer on an autoencoder module's codes (its ``encode``).
+
+    ``encode`` rather than an ``encoder`` attribute: it is what every skae module exposes,
+    a VAE's posterior mean included.
+    """
+
+    def __init__(self, autoencoder, head):
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.head = head
+
+    def forward(self, x):
+        return self.head(self.autoencoder.encode(x))
+
+
+class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
+    __doc__ = (
+        """A classifier made of a pretrained autoencoder's encoder and a softmax layer.
+
+    A randomly initialised softmax output layer is put on a copy of the autoencoder's
+    encoder and the whole network is fine-tuned with the labels (cross-entropy): the
+    supervised fine-tuning of Hinton & Salakhutdinov (2006) and Vincent et al. (2010).
+
+    Parameters
+    ----------
+    autoencoder : skae autoencoder or None, default=None
+        The pretrained autoencoder. A fitted one is deep-copied (the object passed is never
+        changed); an unfitted one is cloned and fitted on the training data. Wrap a fitted
+        one in :class:`~sklearn.frozen.FrozenEstimator` to keep it fitted through ``clone``
+        (which ``GridSearchCV`` and ``cross_validate`` call). None uses
+        ``StackedAE(n_components=32, hidden_layer_sizes=(128, 64), max_iter=0)``: greedy
+        layer-wise pretraining only, as in the papers above, fine-tuning being left to the
+        labels; seeded from ``random_state``, on ``device``. X must be what it was (or
+        will be) fitted on, e.g. scaled the same way."""
+        + _COMMON_PARAMETERS.format(solver="adam", max_iter=200, tol=1e-4).replace(
+            "Hold out", "Hold out a stratified"
+        )
+        + """
+    Attributes
+    ----------
+    autoencoder_ : estimator
+        The fitted autoencoder whose encoder the network started from (not fine-tuned).
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    module_ : torch.nn.Module
+        The fitted network: ``module_.autoencoder`` (a copy of the autoencoder's module
+        without its decoder), whose codes ``module_.head`` maps to the logits.
+    net_ : skae.engine.AutoEncoderNet
+        The skorch net that trained it (its ``history`` is ``history_``).
+    history_ : skorch.history.History
+        One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
+    loss_curve_ : list of float
+        Mean training cross-entropy per epoch, in nats.
+    validation_scores_ : list of float
+        Minus the validation cross-entropy per epoch, with ``early_stopping=True``.
+    n_iter_ : int
+        Number of epochs run.
+    device_ : str
+        The device it was trained on.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when X had string column names.
+
+    See Also
+    --------
+    StackedAE : Greedy layer-wise pretraining of the encoder.
+    sklearn.neural_network.MLPClassifier : The same kind of network from random weights.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import train_test_split
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skae import EncoderClassifier
+    >>> from skae import StackedAE
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    >>> scaler = StandardScaler().fit(X_train)
+    >>> X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    >>> ae = StackedAE(n_components=16, hidden_layer_sizes=(32,), pretrain_iter=5,
+    ...                max_iter=0, random_state=0)
+    >>> clf = EncoderClassifier(ae, max_iter=30, random_state=0).fit(X_train, y_train)
+    >>> clf.predict_proba(X_test[:2]).shape
+    (2, 10)
+    >>> bool(clf.score(X_test, y_test) > 0.9)
+    True
+    """
+    )
+
+    _parameter_constraints: ClassVar[dict] = {
+        "autoencoder": [None, HasMethods(["fit", "transform"])],
+        **TRAINING_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        autoencoder=None,
+        *,
+        solver="adam",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.autoencoder = autoencoder
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def __sklearn_is_fitted__(self):
+        # classes_ and autoencoder_ are set before training, which may still fail
+        return hasattr(self, "net_")
+
+    def _build_module(self, X, generator):
+        autoencoder = copy.deepcopy(self.autoencoder_.module_)
+        # Classification needs only ``encode``: without the decoder, its weights stay out
+        # of the optimizer and the pickle.
+        autoencoder.decoder = None
+        n_codes = len(self.autoencoder_.get_feature_names_out())
+        head = init_weights(nn.Linear(n_codes, len(self.classes_)), generator, "identity")
+        return _CodeClassifier(autoencoder, head)
+
+    def _build_criterion(self):
+        return nn.CrossEntropyLoss()
+
+    def _fitted_autoencoder(self, X):
+        if self.autoencoder is None:
+            # the fifth seed: the first four are _train's (weights, order, split, sampling)
+            seed = n_seeds(self.random_state, 5)[4]
+            default = StackedAE(n_components=32, hidden_layer_sizes=(128, 64), max_iter=0,
+                                device=self.device, random_state=seed)
+            return default.fit(X)
+        try:
+            check_is_fitted(self.autoencoder)
+        except NotFittedError:
+            autoencoder = clone(self.autoencoder).fit(X)
+        else:
+            autoencoder = copy.deepcopy(self.autoencoder)
+        if not hasattr(getattr(autoencoder, "module_", None), "encode"):
+            raise ValueError(
+                f"autoencoder={self.autoencoder!r} is not a skae autoencoder: its fitted "
+                "module_ has no encode method to put the softmax layer on."
+            )
+        if autoencoder.n_features_in_ != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the fitted autoencoder "
+                f"{type(autoencoder).__name__} was fitted on {autoencoder.n_features_in_}."
+            )
+        return autoencoder
+
+    @_fit_context(prefer_skip_nested_validation=False)  # the autoencoder validates its own
+    def fit(self, X, y):
+        """Fit the autoencoder if it is not fitted, then fine-tune encoder and softmax layer.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        continuing = self.warm_start and hasattr(self, "net_")
+        X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, reset=not continuing)
+        check_classification_targets(y)
+        if continuing:
+            unseen = np.setdiff1d(y, self.classes_)
+            if unseen.size:
+                raise ValueError(
+                    f"y has labels {unseen.tolist()} that the first fit did not see; "
+                    "warm_start=True continues that fit with its classes_."
+                )
+            y_encoded = np.searchsorted(self.classes_, y)
+        else:
+            labels = LabelEncoder()
+            y_encoded = labels.fit_transform(y)
+            self.classes_ = labels.classes_
+            self.autoencoder_ = self._fitted_autoencoder(X)
+        self._train(X, y_encoded.astype(np.int64), stratified=True)
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the network's output.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities of the classes in the order of ``classes_``; rows sum to 1.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
+        return self._map(lambda module, x: torch.softmax(module(x), dim=1), X)
+
+    def predict(self, X):
+        """The most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

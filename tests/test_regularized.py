@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skae import AutoEncoder
+from skae.losses import reconstruction_nll
+from skae.modules import mlp
+from skae.penalties import (
+    ContractiveLoss,
+    ContractiveModule,
+    SparsityLoss,
+    jacobian_sq_norm,
+    jacobian_sq_norm_autograd,
+    kl_sparsity,
+    l1_sparsity,
+)
+from skae.regularized import ContractiveAE, SparseAE
+
+ACTIVATIONS = ["logistic", "tanh", "relu", "identity"]
+
+
+def autograd_sq_norms(encoder, x, create_graph=False):
+    """Reference: each sample's Jacobian from torch.autograd.functional, squared and summed."""
+    return torch.stack([
+        torch.autograd.functional.jacobian(encoder, row[None], create_graph=create_graph)
+        .pow(2).sum()
+        for row in x
+    ])
+
+
+def encoder_jacobian_norm(est, X):
+    x = torch.as_tensor(X, dtype=torch.float32)
+    with torch.no_grad():
+        return jacobian_sq_norm(est.module_.encoder, x).mean().item()
+
+
+# The sizes and code activations cover each way the penalty is computed: one layer (closed
+# form), one hidden layer with a linear code (closed form), anything else (torch.func).
+@pytest.mark.parametrize("sizes", [[5, 3], [5, 4, 3], [5, 6, 4, 3]], ids=["1", "2", "3"])
+@pytest.mark.parametrize("code", ["identity", "same"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_penalty_is_the_squared_frobenius_norm_of_the_jacobian(sizes, code, activation):
+    torch.manual_seed(0)  # test data only; the library never touches the global RNG
+    encoder = mlp(sizes, activation, code if code == "identity" else activation).double()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    expected = autograd_sq_norms(encoder, x)
+    assert_allclose(jacobian_sq_norm(encoder, x).detach(), expected, rtol=1e-10)
+    assert_allclose(jacobian_sq_norm_autograd(encoder, x).detach(), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("sizes", [[5, 4], [5, 4, 3], [5, 6, 4, 3]], ids=["1", "2", "3"])
+def test_penalty_backpropagates_and_runs_under_no_grad(sizes):
+    torch.manual_seed(0)
+    encoder = mlp(sizes, "tanh").double()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    params = list(encoder.parameters())
+    # The code layer's bias does not move the Jacobian: its gradient is zero.
+    grad = {"allow_unused": True, "materialize_grads": True}
+    got = torch.autograd.grad(jacobian_sq_norm(encoder, x).sum(), params, **grad)
+    expected = torch.autograd.grad(autograd_sq_norms(encoder, x, create_graph=True).sum(),
+                                   params, **grad)
+    for g, e in zip(got, expected):
+        assert_allclose(g, e, rtol=1e-8, atol=1e-12)
+    with torch.no_grad():  # where skorch computes validation losses
+        assert_allclose(jacobian_sq_norm(encoder, x), autograd_sq_norms(encoder, x),
+                        rtol=1e-10)
+
+
+def test_contractive_module_returns_the_penalty_and_encodes_as_before():
+    torch.manual_seed(0)
+    encoder, decoder = mlp([5, 4, 2], "relu"), mlp([2, 4, 5], "relu")
+    module = ContractiveModule(encoder, decoder)
+    x = torch.randn(3, 5)
+    eta, z, penalty = module(x)
+    assert_allclose(z.detach(), module.encode(x).detach())
+    assert_allclose(eta.detach(), module.decode(z).detach())
+    assert_allclose(penalty.detach(), jacobian_sq_norm(encoder, x).detach())
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_criteria_add_the_weighted_penalty_to_the_reconstruction_loss(loss):
+    gen = torch.Generator().manual_seed(0)
+    x, eta = torch.rand(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
+    z, penalty = torch.rand(6, 3, generator=gen), torch.rand(6, generator=gen)
+    recon = reconstruction_nll(eta, x, loss).mean()
+    assert_allclose(ContractiveLoss(loss, 0.5)((eta, z, penalty), x),
+                    recon + 0.5 * penalty.mean(), rtol=1e-6)
+    assert_allclose(SparsityLoss(loss, "kl", 2.0, 0.1)((eta, z), x),
+                    recon + 2.0 * kl_sparsity(z, 0.1), rtol=1e-6)
+    assert_allclose(SparsityLoss(loss, "l1", 2.0)((eta, z), x),
+                    recon + 2.0 * l1_sparsity(z), rtol=1e-6)
+
+
+def test_larger_contraction_gives_a_smaller_jacobian(digits):
+    X, X_test, *_ = digits
+    params = {"n_components": 4, "max_iter": 60, "random_state": 0}
+    fits = [ContractiveAE(contraction=c, **params).fit(X) for c in (0.0, 1.0, 10.0)]
+    norms = [encoder_jacobian_norm(est, X_test) for est in fits]
+    assert norms[0] > 1.5 * norms[1] > 1.5**2 * norms[2], norms
+    # Not only a rescaling of the codes (which the free decoder could undo): the Jacobian
+    # also shrinks relative to the codes' spread.
+    relative = [n / est.transform(X_test).var(axis=0).sum() for n, est in zip(norms, fits)]
+    assert relative[2] < 0.8 * relative[0], relative
+
+
+def test_zero_contraction_is_the_plain_autoencoder(digits):
+    X, *_ = digits
+    params = {"n_components": 3, "max_iter": 3, "random_state": 0}
+    assert_array_equal(ContractiveAE(contraction=0.0, **params).fit(X).transform(X),
+                       AutoEncoder(**params).fit(X).transform(X))
+
+
+def test_validation_loss_includes_the_penalty_of_a_deep_encoder(digits):
+    X, *_ = digits
+    params = {"n_components": 2, "hidden_layer_sizes": (16, 8), "activation": "tanh",
+              "max_iter": 3, "early_stopping": True, "random_state": 0}
+    free = ContractiveAE(contraction=0.0, **params).fit(X)
+    penalised = ContractiveAE(contraction=1.0, **params).fit(X)
+    # With the same split and initial weights, the penalised validation loss adds a
+    # positive term; skorch computes it under no_grad through torch.func.
+    assert np.isfinite(penalised.validation_scores_).all()
+    assert penalised.validation_scores_[0] < free.validation_scores_[0]
+
+
+def test_kl_sparsity_is_the_bernoulli_divergence():
+    z = torch.tensor([[0.1, 0.9], [0.3, 0.5]], dtype=torch.float64)
+    rho, rho_hat = 0.05, np.array([0.2, 0.7])
+    expected = (rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
+    assert kl_sparsity(z, rho).item() == pytest.approx(expected.sum(), rel=1e-12)
+    assert kl_sparsity(torch.full((4, 3), 0.05), 0.05).item() == pytest.approx(0, abs=1e-6)
+    assert np.isfinite(kl_sparsity(torch.zeros(2, 3), 0.05).item())  # clipped, not inf
+    assert l1_sparsity(torch.tensor([[1.0, -2.0], [0.0, 3.0]])).item() == pytest.approx(3.0)
+
+
+def test_kl_moves_the_mean_activation_toward_the_target(digits01):
+    X, X_test = digits01[:1400], digits01[1400:]
+    params = {"n_components": 16, "loss": "bce", "max_iter": 30, "random_state": 0}
+    target = 0.05
+    gaps = []
+    for weight in (0.0, 0.3, 3.0):
+        sae = SparseAE(sparsity="kl", sparsity_weight=weight, sparsity_target=target,
+                       **params).fit(X)
+        Z = sae.transform(X_test)
+        assert Z.min() > 0 and Z.max() < 1  # sigmoid codes
+        gaps.append(abs(Z.mean() - target))
+    assert gaps[0] > 1.5 * gaps[1] > 1.5**2 * gaps[2], gaps
+
+
+def test_l1_gives_more_zero_codes_than_no_penalty(digits):
+    X, X_test, *_ = digits
+    params = {"n_components": 16, "sparsity": "l1", "max_iter": 30, "random_state": 0}
+    zero_share = [
+        np.mean(SparseAE(sparsity_weight=w, **params).fit(X).transform(X_test) == 0)
+        for w in (0.0, 1.0)
+    ]
+    assert zero_share[1] > zero_share[0] + 0.1, zero_share
+
+
+@pytest.mark.parametrize("Estimator, params, match", [
+    (ContractiveAE, {"contraction": -1.0}, "'contraction' parameter"),
+    (SparseAE, {"sparsity": "l2"}, "'sparsity' parameter"),
+    (SparseAE, {"sparsity_target": 1.0}, "'sparsity_target' parameter"),
+    (SparseAE, {"sparsity_weight": -0.1}, "'sparsity_weight' parameter"),
+])
+def test_invalid_parameters_are_errors(digits, Estimator, params, match):
+    with pytest.raises(ValueError, match=match):
+        Estimator(**params).fit(digits[0])
