@@ -54,7 +54,7 @@ def quick(args):
     clf = skae.EncoderClassifier(
         skae.StackedAE(n_components=30, hidden_layer_sizes=(128,), random_state=0),
         random_state=0)
-    classification = classification_table(clf, X_train, y_train, X_test, y_test)
+    classification = classification_table(clf, X_train, y_train, X_test, y_test, mnist=False)
 
     k = min(args.components)
     figures.codes_2d({"PCA": fitted["PCA", k], "AutoEncoder": fitted["AutoEncoder", k]},

@@ -5,6 +5,7 @@ from .classifier import EncoderClassifier
 from .denoising import DenoisingAE
 from .regularized import ContractiveAE, SparseAE
 from .stacked import StackedAE
+from .variational import VariationalAE
 
 __all__ = [
     "AutoEncoder",
@@ -14,5 +15,6 @@ __all__ = [
     "LinearAE",
     "SparseAE",
     "StackedAE",
+    "VariationalAE",
 ]
 __version__ = "0.1.0"

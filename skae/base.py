@@ -201,6 +201,9 @@ class NeuralNetMixin:
         seeds = n_seeds(self.random_state, 4)
         if self.warm_start and hasattr(self, "net_"):
             previous = copy.deepcopy(self.net_)  # weights, optimizer state and history
+            # A continuation must not replay the first call's sampling noise (the engine
+            # does the same for the data order).
+            seeds = [s + len(previous.history) for s in seeds]
             try:
                 with lend_generator(self.module_, self.net_.device, seeds[3]):
                     self.net_.partial_fit(X, y)

@@ -15,24 +15,8 @@ from torch import nn
 
 from .autoencoder import _COMMON_PARAMETERS
 from .base import FLOAT_DTYPES, TRAINING_CONSTRAINTS, NeuralNetMixin, n_seeds
-from .modules import init_weights
+from .modules import CodeClassifier, init_weights
 from .stacked import StackedAE
-
-
-class _CodeClassifier(nn.Module):
-    """The logits of a linear layer on an autoencoder module's codes (its ``encode``).
-
-    ``encode`` rather than an ``encoder`` attribute: it is what every skae module exposes,
-    a VAE's posterior mean included.
-    """
-
-    def __init__(self, autoencoder, head):
-        super().__init__()
-        self.autoencoder = autoencoder
-        self.head = head
-
-    def forward(self, x):
-        return self.head(self.autoencoder.encode(x))
 
 
 class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
@@ -157,7 +141,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         autoencoder.decoder = None
         n_codes = len(self.autoencoder_.get_feature_names_out())
         head = init_weights(nn.Linear(n_codes, len(self.classes_)), generator, "identity")
-        return _CodeClassifier(autoencoder, head)
+        return CodeClassifier(autoencoder, head)
 
     def _build_criterion(self):
         return nn.CrossEntropyLoss()

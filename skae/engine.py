@@ -25,7 +25,8 @@ from torch.utils.data import Dataset, Subset
 def _to_tensor(array, dtype, device):
     if not isinstance(array, torch.Tensor):
         # torch cannot share a read-only buffer (a memmap, say) safely: copy it instead.
-        array = np.require(array, requirements="W")
+        # torch also refuses negative strides (X[::-1]).
+        array = np.require(array, requirements=["W", "C"])
     return torch.as_tensor(array, dtype=dtype, device=device)
 
 
@@ -72,10 +73,14 @@ class TensorBatches:
         self.shuffle = shuffle
         self.corruption = corruption
         self.generator = torch.Generator(device=base.X.device)
-        if seed is not None:
-            self.generator.manual_seed(int(seed))
-        else:
+        self.reseed(seed)
+
+    def reseed(self, seed):
+        """Restart the generator from ``seed`` (None: a fresh nondeterministic one)."""
+        if seed is None:
             self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
 
     def __len__(self):
         n = len(self.tensors[0]) if self.index is None else len(self.index)
@@ -122,6 +127,14 @@ class AutoEncoderNet(NeuralNet):
         # skorch's PassthroughScoring averages per-batch losses read with ``.item()``; the
         # epoch loss is recorded directly by ``run_single_epoch`` instead.
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def get_iterator(self, dataset, training=False):
+        iterator = super().get_iterator(dataset, training)
+        seed = self.get_params_for("iterator_train").get("seed")
+        if training and seed is not None and len(self.history):
+            # A warm-started continuation must not replay the first call's order and noise.
+            iterator.reseed(seed + len(self.history))
+        return iterator
 
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):

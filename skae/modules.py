@@ -111,3 +111,112 @@ def mlp_autoencoder(
     encoder = mlp(sizes, activation, last_activation=code_activation)
     decoder = mlp(sizes[::-1], activation)
     return AutoEncoderModule(encoder, decoder, output=output)
+
+
+# Upper bound of a VAE posterior's log-variance; see VAEModule.
+LOGVAR_MAX = 5.0
+
+
+class VAEModule(nn.Module):
+    """A variational autoencoder: a Gaussian encoder q(z|x) and a decoder giving ``eta``.
+
+    ``posterior(x)`` returns the mean and the log-variance of q(z|x) = N(mu, diag(exp(logvar)));
+    ``encode(x)`` is the posterior mean, ``decode`` and ``mean`` are as in
+    :class:`AutoEncoderModule`. ``forward(x)`` draws one z by the reparameterisation
+    ``z = mu + exp(logvar / 2) * eps`` and returns ``(eta, z, mu, logvar)``.
+
+    ``eps`` comes from the ``generator`` attribute, which the trainer sets to a seeded
+    generator on the training device; ``forward`` refuses to run without one rather than
+    fall back to torch's global RNG.
+
+    The log-variance is bounded above, smoothly, by ``LOGVAR_MAX``: a standard deviation of
+    at most e^2.5 ~ 12, far wider than the prior's 1, beyond which the KL term only grows.
+    On unscaled inputs an unbounded head takes log-variances in the hundreds, whose ``exp``
+    overflows. The bound is soft so that its gradient fades instead of stopping at it.
+
+    Parameters
+    ----------
+    trunk : nn.Module
+        The encoder's shared layers, from inputs to the last hidden representation.
+    mean_head, logvar_head : nn.Module
+        Map the trunk's output to the posterior's mean and log-variance.
+    decoder : nn.Module
+        Maps codes to the output's natural parameter.
+    output : {"identity", "sigmoid"}
+        Gaussian (identity) or Bernoulli (sigmoid of the logits) output.
+    """
+
+    def __init__(self, trunk, mean_head, logvar_head, decoder, output="identity"):
+        super().__init__()
+        self.trunk = trunk
+        self.mean_head = mean_head
+        self.logvar_head = logvar_head
+        self.decoder = decoder
+        self.output = output
+        self.generator = None
+
+    def posterior(self, x):
+        h = self.trunk(x)
+        logvar = LOGVAR_MAX - nn.functional.softplus(LOGVAR_MAX - self.logvar_head(h))
+        return self.mean_head(h), logvar
+
+    def encode(self, x):
+        return self.mean_head(self.trunk(x))
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def mean(self, eta):
+        return torch.sigmoid(eta) if self.output == "sigmoid" else eta
+
+    def forward(self, x):
+        if self.generator is None:
+            raise RuntimeError(
+                "VAEModule.forward samples z and needs a seeded torch.Generator in its "
+                "`generator` attribute; it never draws from torch's global RNG."
+            )
+        mu, logvar = self.posterior(x)
+        eps = torch.randn(mu.shape, generator=self.generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return self.decode(z), z, mu, logvar
+
+
+def mlp_vae(n_features, hidden_layer_sizes, n_components, activation, output):
+    """A VAE whose decoder mirrors the encoder's trunk; the heads are linear."""
+    sizes = [n_features, *hidden_layer_sizes]
+    trunk = mlp(sizes, activation, last_activation=activation)
+    return VAEModule(
+        trunk,
+        nn.Linear(sizes[-1], n_components),
+        nn.Linear(sizes[-1], n_components),
+        mlp([n_components, *sizes[::-1]], activation),
+        output=output,
+    )
+
+
+def init_vae_weights(module, generator, activation="relu"):
+    """:func:`init_weights`, then a zero log-variance head: q(z|x) starts with unit variance.
+
+    The prior's scale is a neutral start; a random head on unscaled inputs starts far from
+    it, and the first steps of the optimizer then swing the log-variance by hundreds.
+    """
+    init_weights(module, generator, activation)
+    with torch.no_grad():
+        module.logvar_head.weight.zero_()
+    return module
+
+
+class CodeClassifier(nn.Module):
+    """The logits of a linear layer on an autoencoder module's codes (its ``encode``).
+
+    ``encode`` rather than an ``encoder`` attribute: it is what every skae module exposes,
+    a VAE's posterior mean included.
+    """
+
+    def __init__(self, autoencoder, head):
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.head = head
+
+    def forward(self, x):
+        return self.head(self.autoencoder.encode(x))

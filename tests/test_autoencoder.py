@@ -212,3 +212,21 @@ def test_any_small_table_round_trips(n_samples, n_features, n_components, float3
     Z = ae.transform(X)
     assert Z.shape == (n_samples, n_components) and Z.dtype == X.dtype
     assert np.isfinite(ae.inverse_transform(Z)).all()
+
+
+def test_reversed_and_non_contiguous_arrays(digits):
+    X, *_ = digits
+    ae = AutoEncoder(n_components=2, max_iter=2, random_state=0).fit(X[::-1])
+    assert_allclose(ae.transform(X[::-1]), ae.transform(np.ascontiguousarray(X[::-1])))
+    assert_allclose(ae.transform(X[:, ::2].repeat(2, axis=1)),
+                    ae.transform(np.ascontiguousarray(X[:, ::2].repeat(2, axis=1))))
+
+
+def test_warm_start_does_not_replay_the_data_order(digits):
+    X, *_ = digits
+    ae = AutoEncoder(n_components=2, max_iter=1, warm_start=True, random_state=0).fit(X)
+    net = ae.net_
+    first = next(b[0] for b in net.get_iterator(net.get_dataset(X), training=True))
+    ae.fit(X)  # the history now has an epoch, so the order must differ from the first call's
+    second = next(b[0] for b in net.get_iterator(net.get_dataset(X), training=True))
+    assert not torch.equal(first, second)

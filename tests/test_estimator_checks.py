@@ -15,6 +15,7 @@ from skae import (
     LinearAE,
     SparseAE,
     StackedAE,
+    VariationalAE,
 )
 
 ESTIMATORS = [
@@ -38,6 +39,9 @@ ESTIMATORS = [
     EncoderClassifier(StackedAE(n_components=8, hidden_layer_sizes=(16,), pretrain_iter=5,
                                 max_iter=0, random_state=0), max_iter=50, random_state=0),
     EncoderClassifier(max_iter=30, random_state=0),
+    VariationalAE(max_iter=10, random_state=0),
+    VariationalAE(loss="mse", activation="tanh", hidden_layer_sizes=(8, 4), beta=4.0,
+                  max_iter=5, early_stopping=True, random_state=0),
 ]
 
 
