@@ -19,6 +19,11 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def progress(message):
+    """A line on stderr with the time, so a long run can be followed."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -11,7 +11,7 @@ from skae.metrics import (
     trustworthiness,
 )
 
-from .common import markdown_table, timed
+from .common import markdown_table, progress, timed
 
 
 def _subset(X, y, n, seed=0):
@@ -29,6 +29,7 @@ def manifold_table(models_by_k, X_train, X_test, y_test, *, n_metric=2000):
     rows, fitted = [], {}
     for k, models in models_by_k.items():
         for name, model in models.items():
+            progress(f"{name}, k={k}")
             _, seconds = timed(model.fit, X_train)
             fitted[name, k] = model
             rows.append([
@@ -48,6 +49,7 @@ def reconstruction_table(models, X_train, X_test, paper):
     """Hinton & Salakhutdinov (2006), Fig. 2: test SSE per image beside the paper's."""
     rows, fitted = [], {}
     for name, model in models.items():
+        progress(name)
         _, seconds = timed(model.fit, X_train)
         fitted[name] = model
         rows.append([name, f"{reconstruction_error(model, X_test):.3f}", paper.get(name, ""),
@@ -60,6 +62,7 @@ def classification_table(classifier, X_train, y_train, X_test, y_test, *, mnist=
     """A classifier fine-tuned from a pretrained encoder, against a linear probe on its
     frozen codes and a logistic regression on the raw pixels (with the papers' MNIST
     figures when ``mnist``)."""
+    progress("EncoderClassifier")
     _, seconds = timed(classifier.fit, X_train, y_train)
     ae = classifier.autoencoder_
     probe = LogisticRegression(max_iter=1000).fit(ae.transform(X_train), y_train)
@@ -81,6 +84,7 @@ def classification_table(classifier, X_train, y_train, X_test, y_test, *, mnist=
 
 def density_table(vae, X_train, X_test, n_importance_samples, paper=86.76):
     """The VAE's importance-weighted test NLL on binarised data, against Burda et al."""
+    progress("VariationalAE")
     _, seconds = timed(vae.fit, X_train)
     iw = -vae.log_likelihood(X_test, n_importance_samples=n_importance_samples).mean()
     elbo = -vae.score(X_test)
