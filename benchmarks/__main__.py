@@ -13,12 +13,11 @@ table is ``python -m benchmarks.speed``.
 
 Each mode writes its tables, with the command, date, machine and versions, to
 ``benchmarks/results/<mode>.md`` and PNG figures beside it; ``benchmarks/RESULTS.md`` is
-rebuilt from every file there, and the quick table is copied into README.md.
+rebuilt from every file there, and README.md's result blocks are refreshed from them.
 """
 
 import argparse
 import pathlib
-import re
 import warnings
 
 import numpy as np
@@ -31,13 +30,12 @@ import skae
 from skae.datasets import load_mnist
 
 from . import figures
-from .common import provenance
+from .common import provenance, publish
 from .models import family
 from .tables import classification_table, density_table, manifold_table, reconstruction_table
 
 HERE = pathlib.Path(__file__).parent
 RESULTS_DIR = HERE / "results"
-README = HERE.parent / "README.md"
 DEFAULT_MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
 
 
@@ -138,21 +136,6 @@ def full(args):
     return sections
 
 
-def rebuild_results():
-    parts = [p.read_text() for p in sorted(RESULTS_DIR.glob("*.md"))]
-    text = "# skae benchmark results\n\nBuilt from `benchmarks/results/*.md`.\n\n"
-    (HERE / "RESULTS.md").write_text(text + "\n".join(parts))
-
-
-def update_readme(section_text):
-    match = re.search(r"<!-- results:digits -->.*?<!-- /results:digits -->", section_text, re.DOTALL)
-    readme = README.read_text()
-    if match and "<!-- results:digits -->" in readme:
-        readme = re.sub(r"<!-- results:digits -->.*?<!-- /results:digits -->",
-                        lambda _: match.group(0), readme, flags=re.DOTALL)
-        README.write_text(readme)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("quick", "full"), default="quick")
@@ -179,9 +162,7 @@ def main(argv=None):
     text = "\n\n".join([*sections, provenance()]) + "\n"
     print(text)
     (RESULTS_DIR / f"{args.mode}.md").write_text(text)
-    rebuild_results()
-    if args.mode == "quick":
-        update_readme(text)
+    publish()
     print(f"written to {RESULTS_DIR / (args.mode + '.md')} and {HERE / 'RESULTS.md'}")
 
 

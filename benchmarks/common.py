@@ -2,7 +2,9 @@
 
 import datetime
 import os
+import pathlib
 import platform
+import re
 import shlex
 import sys
 import time
@@ -62,3 +64,20 @@ def provenance():
         (f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
          f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}"),
     ])
+
+
+HERE = pathlib.Path(__file__).parent
+BLOCK = re.compile(r"<!-- results:(?P<name>[\w-]+) -->.*?<!-- /results:(?P=name) -->", re.DOTALL)
+
+
+def publish():
+    """Rebuild ``benchmarks/RESULTS.md`` from ``benchmarks/results/*.md`` and refresh each
+    ``<!-- results:NAME -->`` block of README.md from the block of that name there, so no
+    number in either is typed by hand."""
+    parts = [p.read_text() for p in sorted((HERE / "results").glob("*.md"))]
+    header = "# skae benchmark results\n\nBuilt from `benchmarks/results/*.md`.\n\n"
+    (HERE / "RESULTS.md").write_text(header + "\n".join(parts))
+    blocks = {m["name"]: m[0] for part in parts for m in BLOCK.finditer(part)}
+    readme = HERE.parent / "README.md"
+    text = BLOCK.sub(lambda m: blocks.get(m["name"], m[0]), readme.read_text())
+    readme.write_text(text)

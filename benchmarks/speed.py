@@ -44,7 +44,10 @@ from skae.base import resolve_device
 from skae.losses import ReconstructionLoss, reconstruction_nll
 from skae.modules import init_weights, mlp_autoencoder
 
+from .common import publish
+
 REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "benchmarks" / "results"
 ARCHITECTURES = [((128,), 32), ((1000, 500, 250), 30)]
 LR = 1e-3
 MIN_TIMED_EPOCHS = 5
@@ -174,7 +177,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     X = load_mnist(args.data, args.n_samples)
     n_epochs = 1 + args.epochs
-    out = args.out or REPO / "benchmarks" / "results" / f"speed-{device.split(':')[0]}.md"
+    out = args.out or RESULTS_DIR / f"speed-{device.split(':')[0]}.md"
 
     def median(durations):
         return statistics.median(durations[1:])  # the first epoch is warm-up
@@ -211,11 +214,14 @@ def main(argv=None):
     if args.epochs < MIN_TIMED_EPOCHS:
         lines += [(f"**Warning: only {args.epochs} timed epochs (fewer than "
                    f"{MIN_TIMED_EPOCHS}); the medians are not reliable.**"), ""]
+    tag = f"speed-{device.split(':')[0]}"
     lines += [
+        f"<!-- results:{tag} -->",
         ("| model | batch | hand-written loop (s) | skae (s) | skorch default (s) "
          "| skae / hand | skorch default / hand |"),
         "|---|---|---|---|---|---|---|",
         *rows,
+        f"<!-- /results:{tag} -->",
         "",
         ("Transform throughput on the same data (rows/s, best of 3; the AutoEncoder's "
          "includes the copy to and from the device):"),
@@ -241,6 +247,8 @@ def main(argv=None):
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    if out.parent == RESULTS_DIR:
+        publish()
     print(f"written to {out}", file=sys.stderr)
 
 

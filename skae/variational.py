@@ -274,7 +274,9 @@ class VariationalAE(AutoEncoder):
         X : ndarray of shape (n_samples, n_features_in_)
         """
         check_is_fitted(self)
-        generator = torch.Generator(device=self.device_).manual_seed(self._seed(random_state))
+        # net_.device, not device_: a model trained on a GPU may be loaded on a CPU.
+        device = self.net_.device
+        generator = torch.Generator(device=device).manual_seed(self._seed(random_state))
         Z = torch.randn((n_samples, self.n_components), generator=generator,
-                        device=self.device_, dtype=torch.float64)
+                        device=device, dtype=torch.float64)
         return self.inverse_transform(Z.cpu().numpy())

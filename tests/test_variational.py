@@ -319,3 +319,10 @@ def test_gpu_and_cpu_estimates_agree(split01):
     assert_allclose(gpu.log_likelihood(X_test), cpu.log_likelihood(X_test), rtol=1e-6)
     assert_allclose(gpu.score_samples(X_test), cpu.score_samples(X_test), rtol=1e-6)
     assert gpu.sample(4).shape == (4, 64)
+
+
+def test_sample_runs_where_the_model_is_loaded_not_where_it_was_trained(digits01):
+    vae = VariationalAE(n_components=2, loss="bce", max_iter=2, random_state=0,
+                        device="cpu").fit(digits01)
+    vae.device_ = "cuda"  # as after unpickling a GPU-trained model on a CPU-only machine
+    assert vae.sample(3, random_state=0).shape == (3, digits01.shape[1])
