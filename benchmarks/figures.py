@@ -13,6 +13,11 @@ def codes_2d(models, X, y, path, title):
     for ax, (name, model) in zip(np.atleast_1d(axes), models.items()):
         Z = model.transform(X)
         scatter = ax.scatter(Z[:, 0], Z[:, 1], c=y, cmap="tab10", s=3, alpha=0.7)
+        # a few outlying codes would otherwise squeeze the manifold into a corner
+        low, high = np.percentile(Z, [0.5, 99.5], axis=0)
+        pad = 0.05 * (high - low)
+        ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
+        ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -5,11 +5,12 @@ from sklearn.decomposition import PCA
 import skae
 
 
-def family(n_components, *, bernoulli, max_iter, hidden, random_state=0):
+def family(n_components, *, bernoulli, max_iter, hidden, linear_iter=200, random_state=0):
     """PCA and every skae autoencoder at one code size, with one training budget.
 
     ``bernoulli``: data in [0, 1] modelled with ``loss="bce"``; else standardised data
-    with squared error. ``max_iter`` is the epoch budget of each autoencoder.
+    with squared error. ``max_iter`` is the epoch budget of each autoencoder,
+    ``linear_iter`` the LinearAE's L-BFGS steps (full-batch float64: costly on large data).
     """
     loss = "bce" if bernoulli else "mse"
     common = {"n_components": n_components, "hidden_layer_sizes": hidden, "loss": loss,
@@ -18,7 +19,8 @@ def family(n_components, *, bernoulli, max_iter, hidden, random_state=0):
         "noise": "gaussian", "noise_level": 0.3}
     return {
         "PCA": PCA(n_components=n_components, random_state=random_state),
-        "LinearAE": skae.LinearAE(n_components=n_components, random_state=random_state),
+        "LinearAE": skae.LinearAE(n_components=n_components, max_iter=linear_iter,
+                                  random_state=random_state),
         "AutoEncoder": skae.AutoEncoder(**common),
         "DenoisingAE": skae.DenoisingAE(**common, **noise),
         "StackedAE": skae.StackedAE(**common, pretrain_iter=max(1, max_iter // 5)),
