@@ -151,7 +151,7 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=None,
                         help="epoch budget of each autoencoder (quick 200, full 30)")
     parser.add_argument("--manifold-iter", type=int, default=10)
-    parser.add_argument("--linear-iter", type=int, default=30,
+    parser.add_argument("--linear-iter", type=int, default=300,
                         help="L-BFGS steps of the LinearAE on MNIST (full mode)")
     parser.add_argument("--pretrain-iter", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=60000)

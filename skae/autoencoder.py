@@ -260,12 +260,40 @@ class LinearAE(BaseAutoEncoder):
             )
 
     def _build_module(self, X, generator):
-        self.mean_ = X.mean(axis=0)
-        module = linear_autoencoder(self.mean_, self.n_components)
+        module = linear_autoencoder(X.mean(axis=0), self.n_components)
         return init_weights(module, generator, "identity")
+
+    def _training_rows(self, X):
+        """Rows with X's mean and covariance: all full-batch L-BFGS needs, at less cost.
+
+        The loss ``mean ||(I - W_d W_e)(x - m)||^2`` (m the mean) depends on X only through
+        its mean and covariance ``C = V diag(lam) V^T``. The 2p rows ``m +- sqrt(p lam_j / n)
+        v_j`` over the p non-zero eigenvalues have the same mean and covariance, so their
+        loss and gradient are X's (to rounding) at a cost independent of n_samples: 2p <= 2 *
+        n_features rows in place of n_samples (on MNIST, 1,424 in place of 60,000). Used for
+        L-BFGS without early stopping (which needs real rows to hold out) when it is cheaper.
+        """
+        if self.solver != "lbfgs" or self.early_stopping:
+            return X
+        X = X.astype(np.float64, copy=False)
+        n_samples, n_features = X.shape
+        if n_samples <= 2 * n_features:
+            return X
+        mean = X.mean(axis=0)
+        centred = X - mean
+        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / n_samples)
+        # eigenvalues below the rounding of the largest are zero directions of the data
+        keep = eigenvalues > eigenvalues[-1] * n_features * np.finfo(np.float64).eps
+        p = int(keep.sum())
+        if p == 0:  # constant data: one row is the whole story
+            return mean[None, :]
+        half = (eigenvectors[:, keep] * np.sqrt(p * eigenvalues[keep])).T  # (p, n_features)
+        return np.concatenate([mean + half, mean - half])
 
     def _after_fit(self, X):
         """Rewrite the module to the ordered orthonormal basis of the subspace it learned."""
+        # the mean the module centres with (set by the first fit; a warm start keeps it)
+        self.mean_ = self.module_.decoder[1].shift.detach().cpu().numpy().astype(X.dtype)
         decoder = self.module_.decoder[0].weight.detach().cpu().double().numpy()
         basis, _ = np.linalg.qr(decoder)  # (n_features, n_components), orthonormal
         projected = (X - self.mean_) @ basis

@@ -8,7 +8,7 @@ run the fitted module over the validated array in large chunks on the same devic
 optimizer, early stopping, the skorch net, warm starts, running the fitted module);
 :class:`BaseAutoEncoder` adds the transformer API. A variant states only what differs by
 overriding the hooks ``_build_module``, ``_build_criterion``, ``_corruption``,
-``_check_data`` and ``_after_fit``; none copies ``fit``.
+``_check_data``, ``_training_rows`` and ``_after_fit``; none copies ``fit``.
 """
 
 import contextlib
@@ -278,6 +278,10 @@ class BaseAutoEncoder(
                 "or use loss='mse'."
             )
 
+    def _training_rows(self, X):
+        """The rows the net trains on: X itself, unless a variant has a cheaper equivalent."""
+        return X
+
     def _after_fit(self, X):
         """Called once training ends, with the training data."""
 
@@ -309,7 +313,7 @@ class BaseAutoEncoder(
         first_fit = not (self.warm_start and hasattr(self, "net_"))
         X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=first_fit)
         self._check_data(X)
-        self._train(X)
+        self._train(self._training_rows(X))
         self._n_features_out = self.n_components
         self._after_fit(X)
         return self

@@ -96,7 +96,7 @@ class Shift(nn.Module):
 
 def linear_autoencoder(mean, n_components):
     """The linear autoencoder on centred data: ``x -> W_e (x - mean)``, ``z -> W_d z + mean``."""
-    mean = torch.as_tensor(mean, dtype=torch.float32)
+    mean = torch.as_tensor(mean)  # kept in its precision until the module is cast
     n_features = mean.shape[0]
     encoder = nn.Sequential(Shift(-mean), nn.Linear(n_features, n_components, bias=False))
     decoder = nn.Sequential(nn.Linear(n_components, n_features, bias=False), Shift(mean))

@@ -28,7 +28,7 @@ def test_linear_ae_is_pca(digits, n_components):
     assert np.all(np.diff(lae.explained_variance_) <= 0)
     assert_allclose(lae.explained_variance_, pca.explained_variance_, rtol=1e-2)
     assert_allclose(lae.explained_variance_ratio_, pca.explained_variance_ratio_, rtol=1e-2)
-    assert_allclose(lae.mean_, pca.mean_)
+    assert_allclose(lae.mean_, pca.mean_, atol=1e-12)
     # Same directions up to sign, so the codes are PCA's up to sign.
     assert_allclose(np.abs(np.sum(lae.components_ * pca.components_, axis=1)), 1, atol=1e-3)
 
@@ -55,3 +55,29 @@ def test_too_many_components_is_an_error(digits):
     X, *_ = digits
     with pytest.raises(ValueError, match="n_components=65 must be at most n_features=64"):
         LinearAE(n_components=65).fit(X)
+
+
+def test_lbfgs_trains_on_rows_with_the_data_mean_and_covariance(digits):
+    X, *_ = digits
+    lae = LinearAE(n_components=3)
+    rows = lae._training_rows(X)
+    assert len(rows) <= 2 * X.shape[1] < len(X)
+    assert_allclose(rows.mean(axis=0), X.mean(axis=0), atol=1e-12)
+    assert_allclose(np.cov(rows.T, bias=True), np.cov(X.T, bias=True), atol=1e-10)
+    # rows that would cost more than X, or that early stopping must split, are X itself
+    assert LinearAE(early_stopping=True)._training_rows(X) is X
+    assert LinearAE(solver="adam")._training_rows(X) is X
+    few = X[:100]
+    assert LinearAE()._training_rows(few) is few
+
+
+def test_lbfgs_on_moment_rows_follows_the_full_data_path(digits, monkeypatch):
+    X, *_ = digits
+    fast = LinearAE(n_components=4, max_iter=8, random_state=0).fit(X)
+    monkeypatch.setattr(LinearAE, "_training_rows", lambda self, X: X)
+    full = LinearAE(n_components=4, max_iter=8, random_state=0).fit(X)
+    # the same loss at every step (the history is the loss on X, not on the rows)
+    assert_allclose(fast.loss_curve_, full.loss_curve_, rtol=1e-8)
+    assert_allclose(fast.components_, full.components_, atol=1e-5)
+    assert_allclose(fast.mean_, full.mean_, atol=1e-12)
+    assert_allclose(-fast.score(X), full.loss_curve_[-1], rtol=1e-2)
