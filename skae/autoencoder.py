@@ -17,6 +17,12 @@ _COMMON_PARAMETERS = """
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
+    learning_rate : {{"constant", "adaptive", "cosine"}}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
     max_iter : int, default={max_iter}
         Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
         iterations). 0 keeps the initial weights.
@@ -118,6 +124,7 @@ class AutoEncoder(BaseAutoEncoder):
         solver="adam",
         batch_size="auto",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         max_iter=200,
         early_stopping=False,
         validation_fraction=0.1,
@@ -135,6 +142,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -223,6 +231,7 @@ class LinearAE(BaseAutoEncoder):
         solver="lbfgs",
         batch_size="auto",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         max_iter=200,
         early_stopping=False,
         validation_fraction=0.1,
@@ -237,6 +246,7 @@ class LinearAE(BaseAutoEncoder):
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

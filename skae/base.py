@@ -13,6 +13,7 @@ overriding the hooks ``_build_module``, ``_build_criterion``, ``_corruption``,
 
 import contextlib
 import copy
+import math
 import warnings
 from numbers import Integral, Real
 from typing import ClassVar
@@ -29,8 +30,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from .engine import AutoEncoderNet, map_batches
 from .losses import ReconstructionLoss, reconstruction_nll
@@ -43,6 +45,7 @@ TRAINING_CONSTRAINTS = {
     "solver": [StrOptions({"adam", "lbfgs"})],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "learning_rate": [StrOptions({"constant", "adaptive", "cosine"})],
     "max_iter": [Interval(Integral, 0, None, closed="left")],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -95,6 +98,17 @@ def lend_generator(module, device, seed):
         yield
     finally:
         module.generator = None
+
+
+class CosineDecay:
+    """Factor ``(1 + cos(pi * epoch / n_epochs)) / 2`` of the initial learning rate: from 1
+    at the first epoch towards 0 at the last (a picklable ``lr_lambda`` for ``LambdaLR``)."""
+
+    def __init__(self, n_epochs):
+        self.n_epochs = n_epochs
+
+    def __call__(self, epoch):
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.n_epochs) / self.n_epochs))
 
 
 class NeuralNetMixin:
@@ -153,6 +167,19 @@ class NeuralNetMixin:
                     "optimizer__line_search_fn": "strong_wolfe"}
         return {"optimizer": torch.optim.Adam, "lr": self.learning_rate_init}
 
+    def _lr_schedule(self, monitor):
+        """skorch's LRScheduler for ``learning_rate``, or None (constant, or L-BFGS)."""
+        if self.solver == "lbfgs" or self.learning_rate == "constant":
+            return None
+        if self.learning_rate == "adaptive":
+            return LRScheduler(
+                ReduceLROnPlateau, monitor=monitor, factor=0.2, patience=1,
+                threshold=self.tol, threshold_mode="rel", event_name="learning_rate",
+            )
+        # last_epoch=-1: every call to fit starts its own cycle from learning_rate_init
+        return LRScheduler(LambdaLR, lr_lambda=CosineDecay(max(self.max_iter, 1)), last_epoch=-1,
+                           event_name="learning_rate")
+
     def _make_net(self, X, y, seeds, stratified=False):
         # nn.Linear draws a default initialisation from the global RNG when it is built;
         # fork_rng puts that state back, and _build_module draws the real weights from
@@ -166,6 +193,9 @@ class NeuralNetMixin:
                 threshold_mode="rel", load_best=self.early_stopping,
             )),
         ]
+        schedule = self._lr_schedule(monitor)
+        if schedule is not None:
+            callbacks.append(("lr_schedule", schedule))
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
         train_split = None

@@ -106,6 +106,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         solver="adam",
         batch_size="auto",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         max_iter=200,
         early_stopping=False,
         validation_fraction=0.1,
@@ -120,6 +121,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
