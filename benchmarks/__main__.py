@@ -76,14 +76,8 @@ def quick(args):
     ]
 
 
-def full(args, write):
-    path = args.data or (DEFAULT_MNIST if DEFAULT_MNIST.is_file() else None)
-    mnist = load_mnist(path)
-    X_train, y_train = mnist.X_train[: args.n_train], mnist.y_train[: args.n_train]
-    X_test, y_test = mnist.X_test, mnist.y_test
-    sections = [(f"## Full: MNIST ({len(X_train)} train / {len(X_test)} test images, "
-                f"pixels in [0, 1], from {mnist.source})")]
-
+def _reconstruction(args, data):
+    X_train, X_test = data["X_train"], data["X_test"]
     deep = {"hidden_layer_sizes": (1000, 500, 250), "loss": "bce", "random_state": 0,
             "max_iter": args.max_iter, "batch_size": 256, "learning_rate": args.schedule,
             "learning_rate_init": args.lr}
@@ -97,58 +91,80 @@ def full(args, write):
     paper = {"PCA": "13.87", "AutoEncoder": "3.00 (RBM-pretrained)",
              "StackedAE": "3.00 (RBM-pretrained)"}
     table, fitted = reconstruction_table(models, X_train, X_test, paper)
-    sections += ["### 1. Reconstruction (Hinton & Salakhutdinov 2006, Fig. 2)",
-                 (f"Deep models 784-1000-500-250-30, ReLU, sigmoid output with cross-entropy, "
-                  f"Adam (learning rate {args.lr:g}, {args.schedule} schedule), batch 256, at "
-                  f"most {args.max_iter} epochs; LinearAE at most {args.linear_iter} L-BFGS "
-                  "steps (float64). The paper's target: 3.00 for the deep autoencoder; "
-                  "ours: within 15 minutes on 2 CPU cores."), table]
-    write(sections)  # a long run keeps what it has measured so far
     figures.reconstructions({n: fitted[n] for n in ("PCA", "AutoEncoder", "StackedAE")},
                             X_test, (28, 28), RESULTS_DIR / "full-reconstructions.png")
     figures.loss_curves(fitted, RESULTS_DIR / "full-loss-curves.png", "MNIST, 30-dim codes")
+    return ["### 1. Reconstruction (Hinton & Salakhutdinov 2006, Fig. 2)",
+            (f"Deep models 784-1000-500-250-30, ReLU, sigmoid output with cross-entropy, "
+             f"Adam (learning rate {args.lr:g}, {args.schedule} schedule), batch 256, at "
+             f"most {args.max_iter} epochs; LinearAE at most {args.linear_iter} L-BFGS "
+             "steps (float64). The paper's target: 3.00 for the deep autoencoder; "
+             "ours: within 15 minutes on 2 CPU cores."), table]
 
+
+def _manifold(args, data):
+    X_test, y_test = data["X_test"], data["y_test"]
     manifold_models = {k: family(k, bernoulli=True, max_iter=args.manifold_iter,
                                  hidden=(500, 250), linear_iter=args.linear_iter)
                        for k in (2, 10, 30)}
-    n_manifold = min(args.manifold_train, len(X_train))
-    table, fitted2 = manifold_table(manifold_models, X_train[:n_manifold], X_test, y_test)
-    sections += ["### 2. Manifold comparison (MNIST)",
-                 (f"Trained on the first {n_manifold} images; autoencoders 784-500-250-k, "
-                  f"cross-entropy, at most {args.manifold_iter} epochs (LinearAE: "
-                  f"{args.linear_iter} L-BFGS steps); reconstruction on the 10,000 test "
-                  "images, neighbour metrics on 2,000 of them."), table]
-    write(sections)  # a long run keeps what it has measured so far
-    figures.codes_2d({"PCA": fitted2["PCA", 2], "AutoEncoder": fitted2["AutoEncoder", 2]},
+    X_train = data["X_train"][: args.manifold_train]
+    table, fitted = manifold_table(manifold_models, X_train, X_test, y_test)
+    figures.codes_2d({"PCA": fitted["PCA", 2], "AutoEncoder": fitted["AutoEncoder", 2]},
                      X_test, y_test, RESULTS_DIR / "full-codes-2d.png",
                      "MNIST test set, 2-dim codes (cf. Hinton & Salakhutdinov 2006, Fig. 3)")
+    return ["### 2. Manifold comparison (MNIST)",
+            (f"Trained on the first {len(X_train)} images; autoencoders 784-500-250-k, "
+             f"cross-entropy, at most {args.manifold_iter} epochs (LinearAE: "
+             f"{args.linear_iter} L-BFGS steps); reconstruction on the 10,000 test "
+             "images, neighbour metrics on 2,000 of them."), table]
 
+
+def _classification(args, data):
     stacked = skae.StackedAE(10, hidden_layer_sizes=(500, 500, 2000), loss="bce",
                              pretrain_iter=args.pretrain_iter, max_iter=0, random_state=0)
     clf = skae.EncoderClassifier(stacked, max_iter=args.max_iter, batch_size=256,
-                                 learning_rate=args.schedule,
+                                 learning_rate=args.schedule, learning_rate_init=args.lr,
                                  random_state=0)
-    sections += ["### 3. Classification (MNIST)",
-                 (f"StackedAE 784-500-500-2000-10 pretrained layer by layer "
-                  f"({args.pretrain_iter} epochs each), then fine-tuned with the labels for at "
-                  f"most {args.max_iter} epochs (Adam, {args.schedule} schedule; Hinton & "
-                  "Salakhutdinov's classifier architecture)."),
-                 classification_table(clf, X_train, y_train, X_test, y_test)]
+    return ["### 3. Classification (MNIST)",
+            (f"StackedAE 784-500-500-2000-10 pretrained layer by layer "
+             f"({args.pretrain_iter} epochs each), then fine-tuned with the labels for at "
+             f"most {args.max_iter} epochs (Adam, learning rate {args.lr:g}, "
+             f"{args.schedule} schedule; Hinton & Salakhutdinov's classifier architecture)."),
+            classification_table(clf, data["X_train"], data["y_train"], data["X_test"],
+                                 data["y_test"])]
 
-    write(sections)  # a long run keeps what it has measured so far
+
+def _density(args, data):
     rng = np.random.RandomState(0)
+    X_train, X_test = data["X_train"], data["X_test"]
     binary_train = (rng.uniform(size=X_train.shape) < X_train).astype(np.float32)
     binary_test = (rng.uniform(size=X_test.shape) < X_test).astype(np.float32)
     vae = skae.VariationalAE(50, hidden_layer_sizes=(200, 200), activation="tanh", loss="bce",
                              max_iter=args.max_iter, batch_size=100,
-                             learning_rate=args.schedule, random_state=0)
+                             learning_rate=args.schedule, learning_rate_init=args.lr,
+                             random_state=0)
     table, _ = density_table(vae, binary_train, binary_test, args.importance_samples)
-    sections += ["### 4. Density (binarised MNIST)",
-                 (f"VAE 784-200-200-50 (tanh), at most {args.max_iter} epochs (Adam, "
-                  f"{args.schedule} schedule, batch 100). Fixed stochastic binarisation (one "
-                  "Bernoulli draw per pixel, seed 0) of train and test; Burda et al. 2016 use "
-                  "dynamic binarisation."), table]
-    return sections
+    return ["### 4. Density (binarised MNIST)",
+            (f"VAE 784-200-200-50 (tanh), at most {args.max_iter} epochs (Adam, learning "
+             f"rate {args.lr:g}, {args.schedule} schedule, batch 100). Fixed stochastic "
+             "binarisation (one Bernoulli draw per pixel, seed 0) of train and test; Burda "
+             "et al. 2016 use dynamic binarisation."), table]
+
+
+FULL_TABLES = {1: _reconstruction, 2: _manifold, 3: _classification, 4: _density}
+
+
+def full(args, write):
+    """The MNIST tables in ``args.tables``; each is written to ``results/full-<n>.md`` with
+    its own command as soon as it is measured, so one table can be re-run alone."""
+    path = args.data or (DEFAULT_MNIST if DEFAULT_MNIST.is_file() else None)
+    mnist = load_mnist(path)
+    data = {"X_train": mnist.X_train[: args.n_train], "y_train": mnist.y_train[: args.n_train],
+            "X_test": mnist.X_test, "y_test": mnist.y_test}
+    heading = (f"## Full {{}}: MNIST ({len(data['X_train'])} train / {len(data['X_test'])} "
+               f"test images, pixels in [0, 1], from {mnist.source})")
+    for number in args.tables:
+        write(f"full-{number}", [heading.format(number), *FULL_TABLES[number](args, data)])
 
 
 def main(argv=None):
@@ -166,6 +182,8 @@ def main(argv=None):
                         help="Adam's initial learning rate of the deep models (full mode)")
     parser.add_argument("--schedule", choices=("constant", "adaptive", "cosine"),
                         default="cosine", help="their learning-rate schedule (full mode)")
+    parser.add_argument("--tables", type=int, nargs="+", choices=sorted(FULL_TABLES),
+                        default=sorted(FULL_TABLES), help="which MNIST tables (full mode)")
     parser.add_argument("--pretrain-iter", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=60000)
     parser.add_argument("--manifold-train", type=int, default=10000,
@@ -176,18 +194,20 @@ def main(argv=None):
     warnings.simplefilter("ignore", ConvergenceWarning)
     RESULTS_DIR.mkdir(exist_ok=True)
 
-    def write(sections):
+    def write(name, sections):
         text = "\n\n".join([*sections, provenance()]) + "\n"
-        (RESULTS_DIR / f"{args.mode}.md").write_text(text)
+        (RESULTS_DIR / f"{name}.md").write_text(text)
         publish()
-        return text
+        print(text)
+        print(f"written to {RESULTS_DIR / (name + '.md')} and {HERE / 'RESULTS.md'}")
 
     try:
-        sections = quick(args) if args.mode == "quick" else full(args, write)
+        if args.mode == "quick":
+            write("quick", quick(args))
+        else:
+            full(args, write)
     except (FileNotFoundError, RuntimeError) as exc:
         parser.exit(1, f"error: {exc}\n")
-    print(write(sections))
-    print(f"written to {RESULTS_DIR / (args.mode + '.md')} and {HERE / 'RESULTS.md'}")
 
 
 if __name__ == "__main__":

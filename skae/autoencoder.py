@@ -285,10 +285,10 @@ class LinearAE(BaseAutoEncoder):
         """
         if self.solver != "lbfgs" or self.early_stopping:
             return X
-        X = X.astype(np.float64, copy=False)
         n_samples, n_features = X.shape
         if n_samples <= 2 * n_features:
             return X
+        X = X.astype(np.float64, copy=False)
         mean = X.mean(axis=0)
         centred = X - mean
         eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / n_samples)

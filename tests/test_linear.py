@@ -67,7 +67,7 @@ def test_lbfgs_trains_on_rows_with_the_data_mean_and_covariance(digits):
     # rows that would cost more than X, or that early stopping must split, are X itself
     assert LinearAE(early_stopping=True)._training_rows(X) is X
     assert LinearAE(solver="adam")._training_rows(X) is X
-    few = X[:100]
+    few = X[:100].astype(np.float32)
     assert LinearAE()._training_rows(few) is few
 
 
