@@ -99,7 +99,9 @@ def _reconstruction(args, data):
              f"Adam (learning rate {args.lr:g}, {args.schedule} schedule), batch 256, at "
              f"most {args.max_iter} epochs; LinearAE at most {args.linear_iter} L-BFGS "
              "steps (float64). The paper's target: 3.00 for the deep autoencoder; "
-             "ours: within 15 minutes on 2 CPU cores."), table]
+             "ours: within 15 minutes on 2 CPU cores."),
+            "<!-- results:mnist-reconstruction -->\n" + table
+            + "\n<!-- /results:mnist-reconstruction -->"]
 
 
 def _manifold(args, data):

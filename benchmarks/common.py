@@ -6,6 +6,7 @@ import pathlib
 import platform
 import re
 import shlex
+import subprocess
 import sys
 import time
 
@@ -55,14 +56,28 @@ def command():
     return shlex.join(["python", *script.split(), *sys.argv[1:]])
 
 
+def code_version():
+    """The git commit the run's code came from, marked when the tree had uncommitted changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "not a git checkout"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "skae", "benchmarks",
+                ":(exclude)benchmarks/results", ":(exclude)benchmarks/RESULTS.md")
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
 def provenance():
-    """Command, date, machine and versions, for the results file."""
+    """Command, date, machine, versions and code, for the results file."""
     return "\n".join([
         f"- command: `{command()}`",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- machine: {machine()}",
         (f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
          f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}"),
+        f"- code: {code_version()}",
     ])
 
 

