@@ -197,7 +197,7 @@ def main(argv=None):
     RESULTS_DIR.mkdir(exist_ok=True)
 
     def write(name, sections):
-        text = "\n\n".join([*sections, provenance()]) + "\n"
+        text = "\n\n".join([*sections, provenance(argv)]) + "\n"
         (RESULTS_DIR / f"{name}.md").write_text(text)
         publish()
         print(text)

@@ -46,14 +46,11 @@ def machine():
     return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def command():
-    """The command line that ran this benchmark, as a user would type it."""
-    script = sys.argv[0]
-    if script.endswith("__main__.py"):
-        script = "-m benchmarks"
-    elif script.endswith(".py"):
-        script = "-m benchmarks." + os.path.basename(script)[:-3]
-    return shlex.join(["python", *script.split(), *sys.argv[1:]])
+def command(argv=None, module="benchmarks"):
+    """The command line that ran ``module`` with ``argv`` (default: this process's), as a
+    user would type it."""
+    argv = sys.argv[1:] if argv is None else argv
+    return shlex.join(["python", "-m", module, *argv])
 
 
 def code_version():
@@ -69,10 +66,10 @@ def code_version():
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
-def provenance():
+def provenance(argv=None, module="benchmarks"):
     """Command, date, machine, versions and code, for the results file."""
     return "\n".join([
-        f"- command: `{command()}`",
+        f"- command: `{command(argv, module)}`",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- machine: {machine()}",
         (f"- versions: python {platform.python_version()}, torch {torch.__version__}, "

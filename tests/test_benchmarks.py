@@ -1,0 +1,75 @@
+"""The benchmark program end to end, on a tiny MNIST-shaped file and a scratch results folder
+(the real runs are long; these check that every table is measured and published)."""
+
+import numpy as np
+import pytest
+
+import benchmarks.__main__ as bench
+from benchmarks import common
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """A results folder and a README with a results block, in place of the repository's."""
+    here = tmp_path / "benchmarks"
+    (here / "results").mkdir(parents=True)
+    (tmp_path / "README.md").write_text(
+        "intro\n<!-- results:mnist-reconstruction -->\nold\n"
+        "<!-- /results:mnist-reconstruction -->\nend\n")
+    monkeypatch.setattr(common, "HERE", here)
+    monkeypatch.setattr(bench, "RESULTS_DIR", here / "results")
+    monkeypatch.setattr(bench, "HERE", here)
+    return tmp_path
+
+
+@pytest.fixture
+def small_mnist(tmp_path):
+    rng = np.random.RandomState(0)
+    path = tmp_path / "mnist.npz"
+    np.savez(path, X_train=rng.randint(0, 256, (120, 784), dtype=np.uint8),
+             y_train=np.arange(120, dtype=np.uint8) % 10,
+             X_test=rng.randint(0, 256, (60, 784), dtype=np.uint8),
+             y_test=np.arange(60, dtype=np.uint8) % 10)
+    return path
+
+
+FAST = ["--max-iter", "1", "--manifold-iter", "1", "--linear-iter", "2", "--pretrain-iter",
+        "1", "--importance-samples", "2"]
+
+
+def test_full_mode_writes_each_table_with_its_command(scratch, small_mnist, capsys):
+    bench.main(["--mode", "full", "--data", str(small_mnist), *FAST])
+    results = scratch / "benchmarks" / "results"
+    for number, title in [(1, "Reconstruction"), (2, "Manifold comparison"),
+                          (3, "Classification"), (4, "Density")]:
+        text = (results / f"full-{number}.md").read_text()
+        assert f"## Full {number}: MNIST (120 train / 60 test images" in text
+        assert f"### {number}. {title}" in text
+        assert f"- command: `python -m benchmarks --mode full --data {small_mnist}" in text
+        assert "- code: not a git checkout" in text
+    for figure in ("full-reconstructions", "full-loss-curves", "full-codes-2d"):
+        assert (results / f"{figure}.png").stat().st_size > 0
+    table = (results / "full-1.md").read_text()
+    for model in ("PCA", "LinearAE", "AutoEncoder", "StackedAE", "DenoisingAE"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {model} | "))
+        assert float(row.split("|")[2]) > 0  # a measured test SSE
+    readme = (scratch / "README.md").read_text()
+    assert "old" not in readme and "| AutoEncoder | " in readme and readme.endswith("end\n")
+    combined = (scratch / "benchmarks" / "RESULTS.md").read_text()
+    assert combined.index("## Full 1") < combined.index("## Full 4")
+
+
+def test_one_table_can_be_rerun_alone(scratch, small_mnist):
+    results = scratch / "benchmarks" / "results"
+    (results / "full-1.md").write_text("## Full 1: kept\n")
+    bench.main(["--mode", "full", "--data", str(small_mnist), "--tables", "4", *FAST])
+    assert (results / "full-1.md").read_text() == "## Full 1: kept\n"
+    assert "### 4. Density" in (results / "full-4.md").read_text()
+    assert not (results / "full-2.md").exists()
+
+
+def test_missing_data_is_a_clear_exit(scratch, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--mode", "full", "--data", str(tmp_path / "nope.npz")])
+    assert exit_info.value.code == 1
+    assert "No MNIST file at" in capsys.readouterr().err
