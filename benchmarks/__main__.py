@@ -17,6 +17,7 @@ rebuilt from every file there, and README.md's result blocks are refreshed from 
 """
 
 import argparse
+import os
 import pathlib
 import warnings
 
@@ -27,7 +28,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import skae
-from skae.datasets import load_mnist
+from skae.datasets import MNIST_ENV, load_mnist
 
 from . import figures
 from .common import provenance, publish
@@ -159,7 +160,9 @@ FULL_TABLES = {1: _reconstruction, 2: _manifold, 3: _classification, 4: _density
 def full(args, write):
     """The MNIST tables in ``args.tables``; each is written to ``results/full-<n>.md`` with
     its own command as soon as it is measured, so one table can be re-run alone."""
-    path = args.data or (DEFAULT_MNIST if DEFAULT_MNIST.is_file() else None)
+    path = args.data
+    if path is None and MNIST_ENV not in os.environ and DEFAULT_MNIST.is_file():
+        path = DEFAULT_MNIST  # this workplace's copy, when no other is named
     mnist = load_mnist(path)
     data = {"X_train": mnist.X_train[: args.n_train], "y_train": mnist.y_train[: args.n_train],
             "X_test": mnist.X_test, "y_test": mnist.y_test}

@@ -56,8 +56,11 @@ def command(argv=None, module="benchmarks"):
 def code_version():
     """The git commit the run's code came from, marked when the tree had uncommitted changes."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True,
-                              check=False).stdout.strip()
+        try:
+            return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True,
+                                  text=True, check=False).stdout.strip()
+        except OSError:  # no git on this machine
+            return ""
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "not a git checkout"
