@@ -7,6 +7,9 @@ import pytest
 import benchmarks.__main__ as bench
 from benchmarks import common
 
+# the tiny file has fewer rows than the benchmark's batch size; the clipping warning is expected
+pytestmark = pytest.mark.filterwarnings("ignore:batch_size=.* is larger:UserWarning")
+
 
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
