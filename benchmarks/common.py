@@ -46,11 +46,11 @@ def machine():
     return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def command(argv=None, module="benchmarks"):
-    """The command line that ran ``module`` with ``argv`` (default: this process's), as a
-    user would type it."""
+def command(argv=None):
+    """The command line that ran ``python -m benchmarks`` with ``argv`` (default: this
+    process's), as a user would type it."""
     argv = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", "-m", module, *argv])
+    return shlex.join(["python", "-m", "benchmarks", *argv])
 
 
 def code_version():
@@ -69,10 +69,10 @@ def code_version():
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
-def provenance(argv=None, module="benchmarks"):
+def provenance(argv=None):
     """Command, date, machine, versions and code, for the results file."""
     return "\n".join([
-        f"- command: `{command(argv, module)}`",
+        f"- command: `{command(argv)}`",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- machine: {machine()}",
         (f"- versions: python {platform.python_version()}, torch {torch.__version__}, "

@@ -40,7 +40,7 @@ FAST = ["--max-iter", "1", "--manifold-iter", "1", "--linear-iter", "2", "--pret
         "1", "--importance-samples", "2"]
 
 
-def test_full_mode_writes_each_table_with_its_command(scratch, small_mnist, capsys):
+def test_full_mode_writes_each_table_with_its_command(scratch, small_mnist):
     bench.main(["--mode", "full", "--data", str(small_mnist), *FAST])
     results = scratch / "benchmarks" / "results"
     for number, title in [(1, "Reconstruction"), (2, "Manifold comparison"),
