@@ -1,5 +1,6 @@
 """skae: scikit-learn transformers that wrap PyTorch autoencoders."""
 
+from .architectures import MLP, ConvNet
 from .autoencoder import AutoEncoder, LinearAE
 from .classifier import EncoderClassifier
 from .denoising import DenoisingAE
@@ -10,9 +11,11 @@ from .variational import VariationalAE
 __all__ = [
     "AutoEncoder",
     "ContractiveAE",
+    "ConvNet",
     "DenoisingAE",
     "EncoderClassifier",
     "LinearAE",
+    "MLP",
     "SparseAE",
     "StackedAE",
     "VariationalAE",

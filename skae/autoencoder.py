@@ -1,13 +1,19 @@
 """The deep autoencoder and the linear autoencoder, the bridge to PCA."""
 
+import inspect
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
+from torch import nn
 
-from .base import TRAINING_CONSTRAINTS, BaseAutoEncoder
-from .modules import init_weights, linear_autoencoder, mlp_autoencoder
+from .architectures import MLP, UserModule
+from .base import BaseAutoEncoder
+from .modules import ACTIVATIONS, init_weights, linear_autoencoder
+from .training import TRAINING_CONSTRAINTS
 
 _COMMON_PARAMETERS = """
     solver : {{"adam", "lbfgs"}}, default="{solver}"
@@ -114,10 +120,18 @@ class AutoEncoder(BaseAutoEncoder):
     """
     )
 
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseAutoEncoder._parameter_constraints,
+        "module": [None, HasMethods(["build", "init_weights", "blocks"]), nn.Module],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+    }
+
     def __init__(
         self,
-        n_components=2,
+        n_components=None,
         *,
+        module=None,
         hidden_layer_sizes=(128,),
         activation="relu",
         loss="mse",
@@ -136,6 +150,7 @@ class AutoEncoder(BaseAutoEncoder):
         warm_start=False,
     ):
         self.n_components = n_components
+        self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
@@ -157,16 +172,34 @@ class AutoEncoder(BaseAutoEncoder):
         """The code layer's activation: linear, as Hinton & Salakhutdinov's code units."""
         return "identity"
 
-    def _build_module(self, X, generator):
-        module = mlp_autoencoder(
-            X.shape[1],
-            self._hidden_layer_sizes(),
-            self.n_components,
-            self.activation,
-            output="sigmoid" if self.loss == "bce" else "identity",
-            code_activation=self._code_activation(),
-        )
-        return init_weights(module, generator, self.activation)
+    def _architecture(self):
+        """The network as a part: the default MLP, a built-in architecture or a user's module."""
+        if self.module is None:
+            return MLP(hidden_layer_sizes=self.hidden_layer_sizes, activation=self.activation)
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [
+            f"{name}={getattr(self, name)!r}"
+            for name in ("hidden_layer_sizes", "activation")
+            if np.atleast_1d(getattr(self, name)).tolist()
+            != np.atleast_1d(defaults[name].default).tolist()
+        ]
+        if changed:
+            raise ValueError(
+                f"{' and '.join(changed)} shape the default MLP and are not used with "
+                f"module={self.module!r}. Set them on the architecture (module=MLP(...)) or "
+                "leave them at their defaults."
+            )
+        if isinstance(self.module, nn.Module):
+            return UserModule(self.module)
+        return self.module
+
+    def _build_module(self, X, n_components):
+        return self._architecture().build(X.shape[1], n_components,
+                                          variational=self._variational,
+                                          code_activation=self._code_activation())
+
+    def _initialize_weights(self, module, X, generator):
+        return self._architecture().init_weights(module, generator)
 
 
 class LinearAE(BaseAutoEncoder):
@@ -258,7 +291,7 @@ class LinearAE(BaseAutoEncoder):
         self.warm_start = warm_start
 
     _parameter_constraints: ClassVar[dict] = {
-        "n_components": BaseAutoEncoder._parameter_constraints["n_components"],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
         **TRAINING_CONSTRAINTS,
     }
 
@@ -269,8 +302,10 @@ class LinearAE(BaseAutoEncoder):
                 "a linear autoencoder spans a subspace of the input space."
             )
 
-    def _build_module(self, X, generator):
-        module = linear_autoencoder(X.mean(axis=0), self.n_components)
+    def _build_module(self, X, n_components):
+        return linear_autoencoder(X.mean(axis=0), n_components)
+
+    def _initialize_weights(self, module, X, generator):
         return init_weights(module, generator, "identity")
 
     def _training_rows(self, X):

@@ -1,21 +1,21 @@
-"""The estimator layer's shared pieces: validation, conversion, the training set-up, the API.
+"""The estimator layer's shared pieces: validation, conversion, the module, the API.
 
-The data's way through ``fit``: array -> ``validate_data`` -> :class:`~skae.engine.AutoEncoderNet`
-(which moves it to the device once and trains) -> fitted module. ``transform`` and friends
+The data's way through ``fit``: array -> ``validate_data`` -> a module built by the
+estimator's architecture, initialised from ``random_state`` and checked against the module
+contract on two rows -> :func:`~skae.training.fit_net` (which moves the data to the device
+once and trains it with the variant's objective) -> fitted module. ``transform`` and friends
 run the fitted module over the validated array in large chunks on the same device.
 
-:class:`NeuralNetMixin` holds what every skae estimator does with its torch module (seeds,
-optimizer, early stopping, the skorch net, warm starts, running the fitted module);
-:class:`BaseAutoEncoder` adds the transformer API. A variant states only what differs by
-overriding the hooks ``_build_module``, ``_build_criterion``, ``_corruption``,
-``_check_data``, ``_training_rows`` and ``_after_fit``; none copies ``fit``.
+:class:`NeuralNetMixin` holds what every skae estimator does with its torch module (train,
+continue, record, run); :class:`BaseAutoEncoder` adds the transformer API. A variant states
+only what differs by overriding the hooks ``_build_module`` (the network),
+``_initialize_weights`` (pretraining), ``_objective`` (the loss), ``_corruption`` (the
+input noise), ``_check_data``, ``_training_rows`` and ``_after_fit``; none copies ``fit``.
 """
 
-import contextlib
 import copy
-import math
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
@@ -27,109 +27,44 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
-from skorch.dataset import ValidSplit
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
-from .engine import AutoEncoderNet, map_batches
-from .losses import ReconstructionLoss, reconstruction_nll
-from .modules import ACTIVATIONS
+from .engine import map_batches
+from .likelihoods import LIKELIHOODS
+from .modules import encode
+from .objectives import Reconstruction
+from .training import (
+    TRAINING_CONSTRAINTS,
+    continue_net,
+    fit_net,
+    loss_curve,
+    named_seeds,
+)
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
-# Constraints of the training parameters every skae estimator has.
-TRAINING_CONSTRAINTS = {
-    "solver": [StrOptions({"adam", "lbfgs"})],
-    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-    "learning_rate": [StrOptions({"constant", "adaptive", "cosine"})],
-    "max_iter": [Interval(Integral, 0, None, closed="left")],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-    "tol": [Interval(Real, 0, None, closed="left")],
-    "device": [str, torch.device],
-    "random_state": ["random_state"],
-    "verbose": ["verbose"],
-    "warm_start": ["boolean"],
-}
-
-
-def resolve_device(device):
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else is checked."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'."
-        ) from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but CUDA is not available on this machine; "
-            "use device='auto' to fall back to the CPU."
-        )
-    return str(parsed)
-
-
-def n_seeds(random_state, n):
-    """``n`` seeds for torch generators, drawn from ``random_state`` as scikit-learn does."""
-    rng = check_random_state(random_state)
-    return [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n)]
-
-
-@contextlib.contextmanager
-def lend_generator(module, device, seed):
-    """Lend ``module`` a generator for its own sampling while it trains.
-
-    A module that samples inside ``forward`` (a VAE's reparameterisation) declares a
-    ``generator`` attribute; it holds a seeded generator on the training device during
-    training and None otherwise, so the fitted module pickles without device state.
-    """
-    if not hasattr(module, "generator"):
-        yield
-        return
-    module.generator = torch.Generator(device=device).manual_seed(seed)
-    try:
-        yield
-    finally:
-        module.generator = None
-
-
-class CosineDecay:
-    """Factor ``(1 + cos(pi * epoch / n_epochs)) / 2`` of the initial learning rate: from 1
-    at the first epoch towards 0 at the last (a picklable ``lr_lambda`` for ``LambdaLR``)."""
-
-    def __init__(self, n_epochs):
-        self.n_epochs = n_epochs
-
-    def __call__(self, epoch):
-        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.n_epochs) / self.n_epochs))
-
 
 class NeuralNetMixin:
-    """Training set-up shared by skae's estimators: a torch module trained by skorch.
+    """Training shared by skae's estimators: a torch module trained by skorch.
 
-    Uses the parameters of ``TRAINING_CONSTRAINTS``; subclasses implement
-    ``_build_module(X, generator)`` and ``_build_criterion()``.
+    Uses the parameters of ``TRAINING_CONSTRAINTS``; subclasses implement ``_objective()``.
     """
 
     # The float type the module trains and runs in; outputs take the input's dtype.
     _torch_dtype = torch.float32
 
-    def _build_module(self, X, generator):
-        raise NotImplementedError
-
-    def _build_criterion(self):
+    def _objective(self):
         raise NotImplementedError
 
     def _corruption(self):
         """A callable ``(X, generator) -> corrupted X`` for training batches, or None."""
         return
+
+    def _settings(self):
+        """The training parameters, as the functions of :mod:`skae.training` take them."""
+        return {name: getattr(self, name) for name in TRAINING_CONSTRAINTS}
 
     def __sklearn_is_fitted__(self):
         # Hooks set fitted attributes (data ranges, pretrained layers) before training;
@@ -146,115 +81,31 @@ class NeuralNetMixin:
         """skorch's ``History``: one dict per epoch (losses, duration)."""
         return self.net_.history
 
-    def _batch_size(self, n_samples):
-        if self.solver == "lbfgs":
-            return n_samples  # a quasi-Newton method needs the full-batch loss
-        if self.batch_size == "auto":
-            return min(200, n_samples)
-        if self.batch_size > n_samples:
-            warnings.warn(
-                f"batch_size={self.batch_size} is larger than the {n_samples} samples; "
-                "it is clipped to the number of samples.",
-                UserWarning,
-            )
-        return min(self.batch_size, n_samples)
-
-    def _optimizer(self):
-        if self.solver == "lbfgs":
-            # torch's default history of 100 corrections: with scipy's 10 the linear AE
-            # stalled near saddle subspaces (measured on digits, several seeds).
-            return {"optimizer": torch.optim.LBFGS, "lr": 1.0,
-                    "optimizer__line_search_fn": "strong_wolfe"}
-        return {"optimizer": torch.optim.Adam, "lr": self.learning_rate_init}
-
-    def _lr_schedule(self, monitor):
-        """skorch's LRScheduler for ``learning_rate``, or None (constant, or L-BFGS)."""
-        if self.solver == "lbfgs" or self.learning_rate == "constant":
-            return None
-        if self.learning_rate == "adaptive":
-            return LRScheduler(
-                ReduceLROnPlateau, monitor=monitor, factor=0.2, patience=1,
-                threshold=self.tol, threshold_mode="rel", event_name="learning_rate",
-            )
-        # last_epoch=-1: every call to fit starts its own cycle from learning_rate_init
-        return LRScheduler(LambdaLR, lr_lambda=CosineDecay(max(self.max_iter, 1)), last_epoch=-1,
-                           event_name="learning_rate")
-
-    def _make_net(self, X, y, seeds, stratified=False):
-        # nn.Linear draws a default initialisation from the global RNG when it is built;
-        # fork_rng puts that state back, and _build_module draws the real weights from
-        # the local generator.
-        with torch.random.fork_rng(devices=[]):
-            module = self._build_module(X, torch.Generator().manual_seed(seeds[0]))
-        monitor = "valid_loss" if self.early_stopping else "train_loss"
-        callbacks = [
-            ("stopper", EarlyStopping(
-                monitor=monitor, patience=self.n_iter_no_change, threshold=self.tol,
-                threshold_mode="rel", load_best=self.early_stopping,
-            )),
-        ]
-        schedule = self._lr_schedule(monitor)
-        if schedule is not None:
-            callbacks.append(("lr_schedule", schedule))
-        if self.verbose:
-            callbacks.append(("progress", ProgressBar()))
-        train_split = None
-        if self.early_stopping:
-            train_split = ValidSplit(
-                self.validation_fraction, stratified=stratified, random_state=seeds[2]
-            )
-        return AutoEncoderNet(
-            module.to(self._torch_dtype),
-            criterion=self._build_criterion(),
-            **self._optimizer(),
-            max_epochs=self.max_iter,
-            batch_size=self._batch_size(len(X)),
-            iterator_train__shuffle=True,
-            iterator_train__seed=seeds[1],
-            iterator_train__corruption=self._corruption(),
-            iterator_valid__seed=seeds[1],
-            dataset__dtype=self._torch_dtype,
-            train_split=train_split,
-            callbacks=callbacks,
-            verbose=self.verbose,
-            device=resolve_device(self.device),
-        )
-
-    def _train(self, X, y=None, stratified=False):
-        """Build a new net, or continue the fitted one (``warm_start``), and train it.
+    def _train(self, X, y=None, *, module, seeds, stratified=False):
+        """Train ``module`` from scratch, or with ``module=None`` continue the fitted net.
 
         A new net becomes ``net_`` only once training succeeded; a continuation that fails
         (diverges) puts the previous net back, so no error leaves a broken model behind.
-        Returns the number of epochs run.
         """
-        # weights, data order and noise, validation split, the module's own sampling
-        seeds = n_seeds(self.random_state, 4)
-        if self.warm_start and hasattr(self, "net_"):
+        if module is None:
             previous = copy.deepcopy(self.net_)  # weights, optimizer state and history
-            # A continuation must not replay the first call's sampling noise (the engine
-            # does the same for the data order).
-            seeds = [s + len(previous.history) for s in seeds]
             try:
-                with lend_generator(self.module_, self.net_.device, seeds[3]):
-                    self.net_.partial_fit(X, y)
+                epochs = continue_net(self.net_, X, y, seeds)
             except BaseException:
                 self.net_ = previous
                 raise
-            epochs = len(self.net_.history) - len(previous.history)
         else:
-            net = self._make_net(X, y, seeds, stratified=stratified).initialize()
-            with lend_generator(net.module_, net.device, seeds[3]):
-                net.partial_fit(X, y)
+            net = fit_net(module, self._objective(), X, y, self._settings(), seeds,
+                          dtype=self._torch_dtype, corruption=self._corruption(),
+                          stratified=stratified)
             self.net_, self.device_ = net, net.device
             epochs = len(net.history)
-        self.module_.eval()
         self._record_history(epochs)
-        return epochs
 
     def _record_history(self, epochs):
         history = self.net_.history
         self.n_iter_ = len(history)
-        self.loss_curve_ = list(history[:, "train_loss"]) if len(history) else []
+        self.loss_curve_ = loss_curve(history)
         if self.early_stopping and len(history):
             self.validation_scores_ = [-v for v in history[:, "valid_loss"]]
             self.best_validation_score_ = max(self.validation_scores_)
@@ -266,6 +117,7 @@ class NeuralNetMixin:
                 f"{type(self).__name__}: maximum iterations (max_iter={self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
 
     def _map(self, fn, X):
@@ -283,30 +135,124 @@ class NeuralNetMixin:
         return out.astype(X.dtype, copy=False)
 
 
+def check_module(module, x, n_components, variational=False):
+    """Run ``module`` on the rows ``x``; return the code width, or raise a clear error.
+
+    The contract (see :mod:`skae.modules`): ``encode(x)`` (or, for a variational module,
+    ``posterior(x) -> (mu, logvar)``) gives 2-D codes with a row per input row, ``decode``
+    maps them back to the input's shape, and ``mean``, if present, keeps that shape.
+    """
+    name = type(module).__name__
+    required = ("posterior", "decode") if variational else ("encode", "decode")
+    missing = [method for method in required if not callable(getattr(module, method, None))]
+    if missing:
+        raise ValueError(
+            f"module {name} does not meet skae's module contract: it has no "
+            f"{' or '.join(missing)} method. An autoencoder module needs encode(x) -> codes "
+            "and decode(codes) -> reconstruction; a variational one posterior(x) -> "
+            "(mean, log-variance) and decode."
+        )
+
+    def run(method, *args):
+        try:
+            return getattr(module, method)(*args)
+        except Exception as error:  # a user's module fails here, not deep inside training
+            shapes = ", ".join(str(tuple(a.shape)) for a in args)
+            raise ValueError(
+                f"module {name}.{method} failed on an input of shape {shapes}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        if variational:
+            posterior = run("posterior", x)
+            if not (isinstance(posterior, tuple | list) and len(posterior) == 2):
+                raise ValueError(f"module {name}.posterior must return (mean, log-variance).")
+            z = posterior[0]
+            if posterior[1].shape != z.shape:
+                raise ValueError(
+                    f"module {name}.posterior returned a mean of shape {tuple(z.shape)} and "
+                    f"a log-variance of shape {tuple(posterior[1].shape)}; they must match."
+                )
+        else:
+            z = run("encode", x)
+        if not isinstance(z, torch.Tensor) or z.ndim != 2 or len(z) != len(x):
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(
+                f"module {name}'s codes must be a 2-D tensor (n_samples, n_components) with a "
+                f"row per input row; for an input of shape {tuple(x.shape)} they are {shape}."
+            )
+        outputs = [("decode", run("decode", z))]
+        if callable(getattr(module, "mean", None)):
+            outputs.append(("mean", run("mean", outputs[0][1])))
+        for method, out in outputs:
+            if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"module {name}.{method} must return the input's shape {tuple(x.shape)} "
+                    f"(flat rows); it returned {shape}."
+                )
+    module.train(was_training)
+    if n_components is not None and z.shape[1] != n_components:
+        raise ValueError(
+            f"n_components={n_components}, but module {name}'s codes have {z.shape[1]} "
+            "dimensions. Leave n_components=None to use the module's code width."
+        )
+    return z.shape[1]
+
+
 class BaseAutoEncoder(
     NeuralNetMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
-    """Base class of skae's autoencoders. Not for direct use: see :class:`skae.AutoEncoder`."""
+    """Base class of skae's autoencoders. Not for direct use: see :class:`skae.AutoEncoder`.
+
+    Subclasses build their network in ``_build_module(X, n_components)``.
+    """
 
     _parameter_constraints: ClassVar[dict] = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "loss": [StrOptions({"mse", "bce"})],
+        "n_components": [None, Interval(Integral, 1, None, closed="left")],
+        "loss": [StrOptions(set(LIKELIHOODS))],
         **TRAINING_CONSTRAINTS,
     }
 
-    def _build_criterion(self):
-        return ReconstructionLoss(self.loss)
+    # A variational module exposes posterior(x) -> (mu, logvar) rather than encode(x).
+    _variational = False
+
+    @property
+    def _likelihood(self):
+        return LIKELIHOODS[self.loss]
+
+    def _objective(self):
+        return Reconstruction(self._likelihood)
 
     def _check_data(self, X):
         """Checks that depend on the data and the parameters together."""
-        if self.loss == "bce" and X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
-                "loss='bce' models X as Bernoulli probabilities and needs values in [0, 1]; "
-                f"got values in [{X.min():.4g}, {X.max():.4g}]. Scale X (e.g. MinMaxScaler) "
-                "or use loss='mse'."
-            )
+        self._likelihood.check_support(X)
+
+    def _initialize_weights(self, module, X, generator):
+        """Draw the new module's weights (a variant may pretrain them instead)."""
+        return module
+
+    def _init_module(self, X, seeds):
+        """The module a new fit starts from: built, initialised and checked on two rows.
+
+        Layers draw a default initialisation from torch's global RNG when they are built,
+        and lazy layers when first called: that RNG is seeded from ``random_state`` for the
+        occasion and put back as it was (``fork_rng``); skae's own weights are then drawn
+        from a local generator.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seeds["weights"])
+            n_components = 2 if self.n_components is None else self.n_components
+            module = self._build_module(X, n_components)
+            generator = torch.Generator().manual_seed(seeds["weights"])
+            module = self._initialize_weights(module, X, generator).to(self._torch_dtype)
+            probe = torch.as_tensor(np.ascontiguousarray(X[:2]), dtype=self._torch_dtype)
+            self._n_features_out = check_module(module, probe, self.n_components,
+                                                self._variational)
+        return module
 
     def _training_rows(self, X):
         """The rows the net trains on: X itself, unless a variant has a cheaper equivalent."""
@@ -314,15 +260,6 @@ class BaseAutoEncoder(
 
     def _after_fit(self, X):
         """Called once training ends, with the training data."""
-
-    def _hidden_layer_sizes(self):
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
-        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers; got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return [int(s) for s in sizes]
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -343,8 +280,9 @@ class BaseAutoEncoder(
         first_fit = not (self.warm_start and hasattr(self, "net_"))
         X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=first_fit)
         self._check_data(X)
-        self._train(self._training_rows(X))
-        self._n_features_out = self.n_components
+        seeds = named_seeds(self.random_state)
+        module = self._init_module(X, seeds) if first_fit else None
+        self._train(self._training_rows(X), module=module, seeds=seeds)
         self._after_fit(X)
         return self
 
@@ -352,10 +290,25 @@ class BaseAutoEncoder(
         check_is_fitted(self)
         return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
 
+    def _mean(self, module, eta):
+        """The reconstruction's mean: the module's own ``mean``, else the likelihood's."""
+        mean = getattr(module, "mean", None)
+        return mean(eta) if callable(mean) else self._likelihood.mean(eta)
+
     def transform(self, X):
-        """Encode X: the codes, shape (n_samples, n_components)."""
+        """Encode X: the codes, shape (n_samples, n_components).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+        """
         X = self._validated(X)
-        return self._map(lambda module, x: module.encode(x), X)
+        return self._map(encode, X)
 
     def inverse_transform(self, X):
         """Decode codes X back to the input space: the reconstructions' mean.
@@ -376,23 +329,44 @@ class BaseAutoEncoder(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform "
                 f"is expecting {self._n_features_out} features (the n_components of the codes)."
             )
-        return self._map(lambda module, z: module.mean(module.decode(z)), Z)
+        return self._map(lambda module, z: self._mean(module, module.decode(z)), Z)
 
     def score_samples(self, X):
         """Minus each sample's reconstruction loss (a log-likelihood up to a constant).
 
         Summed over features: minus the squared error for ``loss="mse"``, the Bernoulli
         log-likelihood in nats for ``loss="bce"``. Low values flag anomalies.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
         """
         X = self._validated(X)
         self._check_data(X)
-        loss = self.loss
+        likelihood = self._likelihood
         return -self._map(
-            lambda module, x: reconstruction_nll(module.decode(module.encode(x)), x, loss), X
+            lambda module, x: likelihood.loss(module.decode(encode(module, x)), x), X
         )
 
     def score(self, X, y=None):
-        """Mean of :meth:`score_samples`: higher is better, as ``GridSearchCV`` expects."""
+        """Mean of :meth:`score_samples`: higher is better, as ``GridSearchCV`` expects.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+        """
         return float(np.mean(self.score_samples(X)))
 
     def __sklearn_tags__(self):

@@ -14,9 +14,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .autoencoder import _COMMON_PARAMETERS
-from .base import FLOAT_DTYPES, TRAINING_CONSTRAINTS, NeuralNetMixin, n_seeds
-from .modules import CodeClassifier, init_weights
+from .base import FLOAT_DTYPES, NeuralNetMixin
+from .modules import AutoEncoderModule, CodeClassifier, VAEModule, init_weights
+from .objectives import CrossEntropy
 from .stacked import StackedAE
+from .training import SEED_NAMES, TRAINING_CONSTRAINTS, named_seeds
 
 
 class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
@@ -136,32 +138,45 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         # classes_ and autoencoder_ are set before training, which may still fail
         return hasattr(self, "net_")
 
-    def _build_module(self, X, generator):
+    def _init_module(self, seeds):
+        """A copy of the autoencoder's module without its decoder, and a new softmax layer."""
         autoencoder = copy.deepcopy(self.autoencoder_.module_)
-        # Classification needs only ``encode``: without the decoder, its weights stay out
-        # of the optimizer and the pickle.
-        autoencoder.decoder = None
+        if isinstance(autoencoder, AutoEncoderModule | VAEModule):
+            # Classification needs only the codes: without skae's decoder, its weights stay
+            # out of the optimizer and the pickle. A user's module is kept whole, as its
+            # ``encode`` may use any of its parts; its decoder gets no gradient.
+            autoencoder.decoder = None
         n_codes = len(self.autoencoder_.get_feature_names_out())
-        head = init_weights(nn.Linear(n_codes, len(self.classes_)), generator, "identity")
-        return CodeClassifier(autoencoder, head)
+        with torch.random.fork_rng(devices=[]):  # nn.Linear draws a default init when built
+            head = nn.Linear(n_codes, len(self.classes_))
+        init_weights(head, torch.Generator().manual_seed(seeds["weights"]), "identity")
+        return CodeClassifier(autoencoder, head).to(self._torch_dtype)
 
-    def _build_criterion(self):
-        return nn.CrossEntropyLoss()
+    def _objective(self):
+        return CrossEntropy()
 
-    def _fitted_autoencoder(self, X):
+    def _fitted_autoencoder(self, X, seed):
+        """The autoencoder to start from: a copy of a fitted one, else a clone fitted on X.
+
+        A clone with ``random_state=None`` (its nested parameters included) is seeded from
+        ``seed``, as scikit-learn's meta-estimators seed what they build, so that a classifier
+        with ``random_state`` set is deterministic end to end.
+        """
         if self.autoencoder is None:
-            # the fifth seed: the first four are _train's (weights, order, split, sampling)
-            seed = n_seeds(self.random_state, 5)[4]
             default = StackedAE(n_components=32, hidden_layer_sizes=(128, 64), max_iter=0,
                                 device=self.device, random_state=seed)
             return default.fit(X)
         try:
             check_is_fitted(self.autoencoder)
         except NotFittedError:
-            autoencoder = clone(self.autoencoder).fit(X)
+            autoencoder = clone(self.autoencoder)
+            unseeded = {name: seed for name, value in autoencoder.get_params().items()
+                        if name.endswith("random_state") and value is None}
+            autoencoder = autoencoder.set_params(**unseeded).fit(X)
         else:
             autoencoder = copy.deepcopy(self.autoencoder)
-        if not hasattr(getattr(autoencoder, "module_", None), "encode"):
+        module = getattr(autoencoder, "module_", None)
+        if not (hasattr(module, "encode") or hasattr(module, "posterior")):
             raise ValueError(
                 f"autoencoder={self.autoencoder!r} is not a skae autoencoder: its fitted "
                 "module_ has no encode method to put the softmax layer on."
@@ -200,12 +215,16 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
                     "warm_start=True continues that fit with its classes_."
                 )
             y_encoded = np.searchsorted(self.classes_, y)
-        else:
+        # the nested autoencoder's seed is drawn after those of the classifier's own training
+        seeds = named_seeds(self.random_state, (*SEED_NAMES, "autoencoder"))
+        module = None
+        if not continuing:
             labels = LabelEncoder()
             y_encoded = labels.fit_transform(y)
             self.classes_ = labels.classes_
-            self.autoencoder_ = self._fitted_autoencoder(X)
-        self._train(X, y_encoded.astype(np.int64), stratified=True)
+            self.autoencoder_ = self._fitted_autoencoder(X, seeds["autoencoder"])
+            module = self._init_module(seeds)
+        self._train(X, y_encoded.astype(np.int64), module=module, seeds=seeds, stratified=True)
         return self
 
     def predict_proba(self, X):

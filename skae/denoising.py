@@ -61,8 +61,9 @@ class DenoisingAE(AutoEncoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=None,
         *,
+        module=None,
         noise="gaussian",
         noise_level=0.2,
         hidden_layer_sizes=(128,),
@@ -84,6 +85,7 @@ class DenoisingAE(AutoEncoder):
     ):
         super().__init__(
             n_components,
+            module=module,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             loss=loss,
@@ -112,9 +114,10 @@ class DenoisingAE(AutoEncoder):
                 f"noise={self.noise!r} and must be at most 1."
             )
 
-    def _build_module(self, X, generator):
+    def _init_module(self, X, seeds):
+        # the range salt-and-pepper noise writes: the first fit's, kept by warm starts
         self.data_min_, self.data_max_ = X.min(axis=0), X.max(axis=0)
-        return super()._build_module(X, generator)
+        return super()._init_module(X, seeds)
 
     def _corruption(self):
         return Corruption(self.noise, self.noise_level, self.data_min_, self.data_max_)

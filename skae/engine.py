@@ -10,6 +10,11 @@ dense arrays an autoencoder trains on, and only those are replaced:
 * per-batch ``loss.item()``: it forces a device synchronisation per batch. Here the epoch's loss
   is summed on the device and read once per epoch.
 
+The criterion is an *objective* (:mod:`skae.objectives`): ``criterion(module, x, target)``
+returns the batch loss, so a variant's loss can reach the module's ``encode``, ``decode`` or
+``posterior`` (a Jacobian, a sampled code) whatever the architecture. ``train_step_single``
+and ``validation_step`` are overridden to make that one call.
+
 Tensors in, fitted module and history out; nothing here knows about scikit-learn estimators.
 """
 
@@ -111,7 +116,8 @@ class TensorBatches:
 
 
 class AutoEncoderNet(NeuralNet):
-    """skorch's ``NeuralNet`` with the device-resident data path and one sync per epoch.
+    """skorch's ``NeuralNet`` with the device-resident data path, one sync per epoch, and an
+    objective as criterion (``criterion(module, x, target) -> loss``).
 
     The epoch's mean loss is recorded as ``train_loss`` / ``valid_loss`` in ``history``; a
     non-finite epoch loss stops training with a ``FloatingPointError`` instead of leaving a
@@ -127,6 +133,20 @@ class AutoEncoderNet(NeuralNet):
         # skorch's PassthroughScoring averages per-batch losses read with ``.item()``; the
         # epoch loss is recorded directly by ``run_single_epoch`` instead.
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        x, target = batch
+        loss = self.criterion_(self.module_, x, target)
+        loss.backward()
+        return {"loss": loss, "y_pred": None}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        x, target = batch
+        with torch.no_grad():
+            loss = self.criterion_(self.module_, x, target)
+        return {"loss": loss, "y_pred": None}
 
     def get_iterator(self, dataset, training=False):
         iterator = super().get_iterator(dataset, training)

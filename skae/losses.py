@@ -1,52 +1,16 @@
-"""Loss functions as negative log-likelihoods, and the criteria the training engine calls.
+"""A VAE's log-likelihood estimates, pure torch: Gaussian densities, the KL, keyed draws.
 
-Per-sample quantities are summed over features: for ``"mse"`` the squared error (the
-Gaussian NLL with variance 1/2, up to a constant), for ``"bce"`` the Bernoulli NLL in nats.
-A criterion returns the batch mean, a scalar for ``backward``.
+Log-likelihoods here are real log-densities in nats (constants included), so a VAE's ELBO is
+a bound on log p(x) that can be compared across models and with papers. The output
+distribution is a likelihood object of :mod:`skae.likelihoods`.
 """
 
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-def reconstruction_nll(eta, x, loss="mse"):
-    """Per-sample reconstruction loss of targets ``x`` under outputs ``eta``, shape (n,)."""
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(eta, x, reduction="none").sum(dim=1)
-    return (eta - x).pow(2).sum(dim=1)
-
-
-class ReconstructionLoss(nn.Module):
-    """Mean over the batch of :func:`reconstruction_nll` of the module's first output."""
-
-    def __init__(self, loss="mse"):
-        super().__init__()
-        self.loss = loss
-
-    def forward(self, y_pred, y_true):
-        return reconstruction_nll(y_pred[0], y_true, self.loss).mean()
-
-
-# The log-likelihoods below are real log-densities in nats (constants included), so a VAE's
-# ELBO is a bound on log p(x) that can be compared across models and with papers.
-
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-def log_likelihood(eta, x, loss="mse"):
-    """log p(x | eta) summed over the last dimension, in nats; ``x`` broadcasts to ``eta``.
-
-    "bce": Bernoulli with logits ``eta`` (for x in {0, 1}; for x in [0, 1] it is minus the
-    cross-entropy). "mse": Gaussian with mean ``eta`` and unit variance, with its constant
-    ``-(d / 2) log(2 pi)``.
-    """
-    x = x.expand_as(eta)
-    if loss == "bce":
-        return -F.binary_cross_entropy_with_logits(eta, x, reduction="none").sum(dim=-1)
-    return -0.5 * (x - eta).pow(2).sum(dim=-1) - 0.5 * eta.shape[-1] * LOG_2PI
+from .likelihoods import LOG_2PI
 
 
 def gaussian_log_density(z, mu=None, logvar=None):
@@ -60,24 +24,6 @@ def gaussian_log_density(z, mu=None, logvar=None):
 def gaussian_kl(mu, logvar):
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) per sample, in closed form, shape (n,)."""
     return 0.5 * (mu.pow(2) + torch.exp(logvar) - 1.0 - logvar).sum(dim=-1)
-
-
-class ELBOLoss(nn.Module):
-    """Batch mean of ``-log p(x|z) + beta * KL(q(z|x) || N(0, I))`` for a VAE's output.
-
-    ``y_pred`` is ``(eta, z, mu, logvar)``, as :class:`~skae.modules.VAEModule` returns: one
-    reparameterised z per sample, the KL in closed form. ``beta=1`` is minus the ELBO.
-    """
-
-    def __init__(self, loss="mse", beta=1.0):
-        super().__init__()
-        self.loss = loss
-        self.beta = beta
-
-    def forward(self, y_pred, y_true):
-        eta, _, mu, logvar = y_pred
-        nll = -log_likelihood(eta, y_true, self.loss)
-        return (nll + self.beta * gaussian_kl(mu, logvar)).mean()
 
 
 # Monte-Carlo draws for a fitted VAE's per-sample estimates. scikit-learn asks that a row's
@@ -136,7 +82,7 @@ def keyed_standard_normal(keys, start, stop, n_dims, dtype=torch.float32):
     return torch.special.ndtri(_uniform(h, dtype))
 
 
-def log_importance_weights(module, x, n_draws, seed, loss="mse", max_elements=2**24):
+def log_importance_weights(module, x, n_draws, seed, likelihood, max_elements=2**24):
     """Yield ``log p(x, z_k) - log q(z_k | x)`` for groups of draws z_k ~ q(z|x), (group, n).
 
     The draws are :func:`keyed_standard_normal` of the rows of ``x`` and ``seed``: draw k of
@@ -147,7 +93,9 @@ def log_importance_weights(module, x, n_draws, seed, loss="mse", max_elements=2*
     mu, logvar = module.posterior(x)
     std = torch.exp(0.5 * logvar)
     keys = row_keys(x, seed)
-    widths = [m.out_features for m in module.decoder.modules() if isinstance(m, nn.Linear)]
+    # the widest linear layer stands for the decoder's hidden units (a heuristic for other
+    # layer types: their activations are not counted)
+    widths = [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
     group = max(1, max_elements // max(1, len(x) * max([x.shape[-1], *widths])))
     for start in range(0, n_draws, group):
         e = keyed_standard_normal(keys, start, min(start + group, n_draws), mu.shape[-1],
@@ -156,10 +104,10 @@ def log_importance_weights(module, x, n_draws, seed, loss="mse", max_elements=2*
         # log q from the standard-normal draw itself: (z - mu) / sigma loses the digits of
         # a narrow posterior to the rounding of z.
         log_q = -0.5 * (e.pow(2) + logvar + LOG_2PI).sum(dim=-1)
-        yield log_likelihood(module.decode(z), x, loss) + gaussian_log_density(z) - log_q
+        yield likelihood.log_prob(module.decode(z), x) + gaussian_log_density(z) - log_q
 
 
-def elbo(module, x, n_draws, seed, loss="mse", max_elements=2**24):
+def elbo(module, x, n_draws, seed, likelihood, max_elements=2**24):
     """Per-sample ELBO in nats, E_q[log p(x, z) - log q(z|x)], by Monte Carlo over n_draws.
 
     Both terms are estimated from the same draws, the KL included: on a fitted model q is
@@ -169,12 +117,12 @@ def elbo(module, x, n_draws, seed, loss="mse", max_elements=2**24):
     :func:`importance_weighted_log_likelihood`, row by row.
     """
     total = 0.0
-    for log_w in log_importance_weights(module, x, n_draws, seed, loss, max_elements):
+    for log_w in log_importance_weights(module, x, n_draws, seed, likelihood, max_elements):
         total = total + log_w.sum(dim=0)
     return total / n_draws
 
 
-def importance_weighted_log_likelihood(module, x, n_draws, seed, loss="mse",
+def importance_weighted_log_likelihood(module, x, n_draws, seed, likelihood,
                                        max_elements=2**24):
     """Per-sample estimate of log p(x): log mean_k p(x, z_k) / q(z_k | x), z_k ~ q(z|x).
 
@@ -182,7 +130,7 @@ def importance_weighted_log_likelihood(module, x, n_draws, seed, loss="mse",
     The mean is a streaming logsumexp over groups of draws.
     """
     total = None
-    for log_w in log_importance_weights(module, x, n_draws, seed, loss, max_elements):
+    for log_w in log_importance_weights(module, x, n_draws, seed, likelihood, max_elements):
         part = torch.logsumexp(log_w, dim=0)
         total = part if total is None else torch.logaddexp(total, part)
     return total - math.log(n_draws)

@@ -1,10 +1,17 @@
 """Torch modules of the autoencoder family: pure ``nn.Module`` code, no scikit-learn.
 
-Every autoencoder module exposes ``encode(x) -> z``, ``decode(z) -> eta`` and ``mean(eta)``.
-``eta`` is the decoder's *natural parameter* of the output distribution: the mean itself for a
-Gaussian likelihood, the logits for a Bernoulli one. Losses are computed from ``eta`` (so the
-Bernoulli case uses the numerically stable ``binary_cross_entropy_with_logits``) and
-``mean(eta)`` is what ``inverse_transform`` returns.
+The contract every autoencoder module meets, skae's own and a user's alike:
+``encode(x) -> z`` maps a batch of flat rows ``(n, n_features)`` to codes ``(n, k)`` and
+``decode(z) -> eta`` maps codes back to the output distribution's *natural parameter*
+``(n, n_features)`` (the mean for a Gaussian, the logits for a Bernoulli; see
+:mod:`skae.likelihoods`). A module may add ``mean(eta)`` to override the likelihood's mean.
+A variational module has ``posterior(x) -> (mu, logvar)`` of q(z|x) instead of, or besides,
+``encode``.
+
+skae's modules are an encoder and a decoder made of *blocks*, one per level of the network,
+each mapping flat rows to flat rows (a convolutional block unflattens, convolves and flattens
+again). Block ``l`` of the encoder and the decoder block that mirrors it form the shallow
+autoencoder that greedy layer-wise pretraining trains (see :class:`skae.StackedAE`).
 """
 
 import itertools
@@ -23,6 +30,15 @@ ACTIVATIONS = {
 # Gain of the initialisation for each activation (He for ReLU, Glorot otherwise).
 _GAINS = {"identity": 1.0, "logistic": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
 
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def encode(module, x):
+    """The codes of ``x``: ``module.encode``, else a variational module's posterior mean."""
+    if hasattr(module, "encode"):
+        return module.encode(x)
+    return module.posterior(x)[0]
+
 
 def mlp(sizes, activation, last_activation="identity"):
     """A stack of ``Linear`` layers through ``sizes`` with ``activation`` in between."""
@@ -35,39 +51,47 @@ def mlp(sizes, activation, last_activation="identity"):
 
 
 def init_weights(module, generator, activation="relu"):
-    """Initialise every ``Linear`` of ``module`` from ``generator``, never the global RNG.
+    """Initialise every parameter of ``module`` from ``generator``, never the global RNG.
 
-    Weights are drawn uniformly with the variance that keeps activations' scale through
-    the layer (He for ReLU, Glorot-style fan-in otherwise); biases start at zero.
+    Weights of linear, convolutional and transposed convolutional layers are drawn uniformly
+    with the variance that keeps activations' scale through the layer (He for ReLU,
+    Glorot-style fan-in otherwise; torch's own fan-in convention for each layer type);
+    biases start at zero; normalisation layers start as the identity (weight 1, bias 0).
+    A layer of another type that holds parameters is an error: its initialisation would
+    come from torch's global RNG.
     """
     gain = _GAINS[activation]
     with torch.no_grad():
         for layer in module.modules():
-            if isinstance(layer, nn.Linear):
-                bound = gain * math.sqrt(3.0 / layer.in_features)
+            if isinstance(layer, nn.Linear | nn.modules.conv._ConvNd):
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                bound = gain * math.sqrt(3.0 / fan_in)
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 if layer.bias is not None:
                     layer.bias.zero_()
+            elif isinstance(layer, _NORMS):
+                layer.reset_parameters()  # deterministic: ones and zeros
+            elif any(True for _ in layer.parameters(recurse=False)):
+                raise TypeError(
+                    f"init_weights cannot initialise a {type(layer).__name__} layer from a "
+                    "local generator; use Linear, convolutional or normalisation layers."
+                )
     return module
 
 
 class AutoEncoderModule(nn.Module):
-    """An encoder and a decoder; ``forward`` returns ``(eta, z)``.
+    """An encoder and a decoder; ``forward(x)`` is ``decode(encode(x))``.
 
     Parameters
     ----------
     encoder, decoder : nn.Module
-        Maps from inputs to codes and from codes to the output's natural parameter.
-    output : {"identity", "sigmoid"}
-        How ``eta`` becomes the reconstruction's mean: Gaussian (identity) or
-        Bernoulli (sigmoid of the logits).
+        Map flat inputs to codes, and codes to the output's natural parameter.
     """
 
-    def __init__(self, encoder, decoder, output="identity"):
+    def __init__(self, encoder, decoder):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.output = output
 
     def encode(self, x):
         return self.encoder(x)
@@ -75,12 +99,8 @@ class AutoEncoderModule(nn.Module):
     def decode(self, z):
         return self.decoder(z)
 
-    def mean(self, eta):
-        return torch.sigmoid(eta) if self.output == "sigmoid" else eta
-
     def forward(self, x):
-        z = self.encode(x)
-        return self.decode(z), z
+        return self.decode(self.encode(x))
 
 
 class Shift(nn.Module):
@@ -103,16 +123,6 @@ def linear_autoencoder(mean, n_components):
     return AutoEncoderModule(encoder, decoder)
 
 
-def mlp_autoencoder(
-    n_features, hidden_layer_sizes, n_components, activation, output, code_activation="identity"
-):
-    """A deep MLP autoencoder whose decoder mirrors the encoder's layer sizes."""
-    sizes = [n_features, *hidden_layer_sizes, n_components]
-    encoder = mlp(sizes, activation, last_activation=code_activation)
-    decoder = mlp(sizes[::-1], activation)
-    return AutoEncoderModule(encoder, decoder, output=output)
-
-
 # Upper bound of a VAE posterior's log-variance; see VAEModule.
 LOGVAR_MAX = 5.0
 
@@ -121,13 +131,8 @@ class VAEModule(nn.Module):
     """A variational autoencoder: a Gaussian encoder q(z|x) and a decoder giving ``eta``.
 
     ``posterior(x)`` returns the mean and the log-variance of q(z|x) = N(mu, diag(exp(logvar)));
-    ``encode(x)`` is the posterior mean, ``decode`` and ``mean`` are as in
-    :class:`AutoEncoderModule`. ``forward(x)`` draws one z by the reparameterisation
-    ``z = mu + exp(logvar / 2) * eps`` and returns ``(eta, z, mu, logvar)``.
-
-    ``eps`` comes from the ``generator`` attribute, which the trainer sets to a seeded
-    generator on the training device; ``forward`` refuses to run without one rather than
-    fall back to torch's global RNG.
+    ``encode(x)`` is the posterior mean and ``forward(x)`` is ``decode(encode(x))``. Sampling
+    belongs to the training objective (:class:`skae.objectives.ELBO`), not to the module.
 
     The log-variance is bounded above, smoothly, by ``LOGVAR_MAX``: a standard deviation of
     at most e^2.5 ~ 12, far wider than the prior's 1, beyond which the KL term only grows.
@@ -142,18 +147,14 @@ class VAEModule(nn.Module):
         Map the trunk's output to the posterior's mean and log-variance.
     decoder : nn.Module
         Maps codes to the output's natural parameter.
-    output : {"identity", "sigmoid"}
-        Gaussian (identity) or Bernoulli (sigmoid of the logits) output.
     """
 
-    def __init__(self, trunk, mean_head, logvar_head, decoder, output="identity"):
+    def __init__(self, trunk, mean_head, logvar_head, decoder):
         super().__init__()
         self.trunk = trunk
         self.mean_head = mean_head
         self.logvar_head = logvar_head
         self.decoder = decoder
-        self.output = output
-        self.generator = None
 
     def posterior(self, x):
         h = self.trunk(x)
@@ -166,22 +167,20 @@ class VAEModule(nn.Module):
     def decode(self, z):
         return self.decoder(z)
 
-    def mean(self, eta):
-        return torch.sigmoid(eta) if self.output == "sigmoid" else eta
-
     def forward(self, x):
-        if self.generator is None:
-            raise RuntimeError(
-                "VAEModule.forward samples z and needs a seeded torch.Generator in its "
-                "`generator` attribute; it never draws from torch's global RNG."
-            )
-        mu, logvar = self.posterior(x)
-        eps = torch.randn(mu.shape, generator=self.generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        return self.decode(z), z, mu, logvar
+        return self.decode(self.encode(x))
 
 
-def mlp_vae(n_features, hidden_layer_sizes, n_components, activation, output):
+def mlp_autoencoder(n_features, hidden_layer_sizes, n_components, activation,
+                    code_activation="identity"):
+    """A deep MLP autoencoder whose decoder mirrors the encoder's layer sizes."""
+    sizes = [n_features, *hidden_layer_sizes, n_components]
+    encoder = mlp(sizes, activation, last_activation=code_activation)
+    decoder = mlp(sizes[::-1], activation)
+    return AutoEncoderModule(encoder, decoder)
+
+
+def mlp_vae(n_features, hidden_layer_sizes, n_components, activation):
     """A VAE whose decoder mirrors the encoder's trunk; the heads are linear."""
     sizes = [n_features, *hidden_layer_sizes]
     trunk = mlp(sizes, activation, last_activation=activation)
@@ -190,28 +189,78 @@ def mlp_vae(n_features, hidden_layer_sizes, n_components, activation, output):
         nn.Linear(sizes[-1], n_components),
         nn.Linear(sizes[-1], n_components),
         mlp([n_components, *sizes[::-1]], activation),
-        output=output,
     )
 
 
-def init_vae_weights(module, generator, activation="relu"):
-    """:func:`init_weights`, then a zero log-variance head: q(z|x) starts with unit variance.
+def conv_shapes(input_shape, channels, kernel_size):
+    """The (channels, height, width) of each level of a stride-2 convolutional encoder."""
+    shapes = [tuple(input_shape)]
+    padding = kernel_size // 2
+    for c in channels:
+        _, h, w = shapes[-1]
+        shapes.append((c, (h + 2 * padding - kernel_size) // 2 + 1,
+                       (w + 2 * padding - kernel_size) // 2 + 1))
+    return shapes
 
-    The prior's scale is a neutral start; a random head on unscaled inputs starts far from
-    it, and the first steps of the optimizer then swing the log-variance by hundreds.
+
+def _conv_block(layer, activation, shape_in):
+    """A block on flat rows: unflatten to ``shape_in``, apply ``layer`` and ``activation``,
+    flatten again."""
+    return nn.Sequential(nn.Unflatten(1, shape_in), layer, ACTIVATIONS[activation](),
+                         nn.Flatten())
+
+
+def conv_stack(input_shape, channels, kernel_size, activation):
+    """Encoder and decoder blocks of a convolutional network, without the code layer.
+
+    Each encoder block is a stride-2 convolution ``channels[l-1] -> channels[l]`` (halving
+    height and width, rounding up); each decoder block the transposed convolution back,
+    with the output padding that restores the exact size. The decoder's bottom block ends
+    with no activation: it outputs the natural parameter. Returns the encoder blocks, the
+    decoder blocks (top first) and the flat width of the top level.
     """
-    init_weights(module, generator, activation)
-    with torch.no_grad():
-        module.logvar_head.weight.zero_()
-    return module
+    shapes = conv_shapes(input_shape, channels, kernel_size)
+    padding = kernel_size // 2
+    encoder, decoder = [], []
+    for depth, (shape_in, shape_out) in enumerate(itertools.pairwise(shapes)):
+        conv = nn.Conv2d(shape_in[0], shape_out[0], kernel_size, stride=2, padding=padding)
+        encoder.append(_conv_block(conv, activation, shape_in))
+        output_padding = [size - ((small - 1) * 2 - 2 * padding + kernel_size)
+                          for size, small in zip(shape_in[1:], shape_out[1:])]
+        deconv = nn.ConvTranspose2d(shape_out[0], shape_in[0], kernel_size, stride=2,
+                                    padding=padding, output_padding=tuple(output_padding))
+        decoder.insert(0, _conv_block(deconv, "identity" if depth == 0 else activation,
+                                      shape_out))
+    top = shapes[-1]
+    return encoder, decoder, top[0] * top[1] * top[2]
+
+
+def conv_autoencoder(input_shape, channels, kernel_size, n_components, activation,
+                     code_activation="identity"):
+    """A convolutional autoencoder on flat rows holding ``input_shape`` images.
+
+    Encoder: the blocks of :func:`conv_stack`, then a linear code layer; decoder: a linear
+    layer back to the top level (with ``activation``), then the transposed blocks.
+    """
+    down, up, width = conv_stack(input_shape, channels, kernel_size, activation)
+    encoder = nn.Sequential(*down, mlp([width, n_components], activation, code_activation))
+    decoder = nn.Sequential(mlp([n_components, width], activation, activation), *up)
+    return AutoEncoderModule(encoder, decoder)
+
+
+def conv_vae(input_shape, channels, kernel_size, n_components, activation):
+    """A convolutional VAE: the blocks of :func:`conv_stack` as trunk, linear heads."""
+    down, up, width = conv_stack(input_shape, channels, kernel_size, activation)
+    return VAEModule(
+        nn.Sequential(*down),
+        nn.Linear(width, n_components),
+        nn.Linear(width, n_components),
+        nn.Sequential(mlp([n_components, width], activation, activation), *up),
+    )
 
 
 class CodeClassifier(nn.Module):
-    """The logits of a linear layer on an autoencoder module's codes (its ``encode``).
-
-    ``encode`` rather than an ``encoder`` attribute: it is what every skae module exposes,
-    a VAE's posterior mean included.
-    """
+    """The logits of a linear layer on an autoencoder module's codes (see :func:`encode`)."""
 
     def __init__(self, autoencoder, head):
         super().__init__()
@@ -219,4 +268,4 @@ class CodeClassifier(nn.Module):
         self.head = head
 
     def forward(self, x):
-        return self.head(self.autoencoder.encode(x))
+        return self.head(encode(self.autoencoder, x))

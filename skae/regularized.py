@@ -6,7 +6,7 @@ from typing import ClassVar
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .autoencoder import AutoEncoder
-from .penalties import SPARSITIES, ContractiveLoss, ContractiveModule, SparsityLoss
+from .objectives import SPARSITIES, Contractive, Sparse
 
 
 class ContractiveAE(AutoEncoder):
@@ -75,8 +75,9 @@ class ContractiveAE(AutoEncoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=None,
         *,
+        module=None,
         contraction=0.1,
         hidden_layer_sizes=(128,),
         activation="relu",
@@ -97,6 +98,7 @@ class ContractiveAE(AutoEncoder):
     ):
         super().__init__(
             n_components,
+            module=module,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             loss=loss,
@@ -116,12 +118,8 @@ class ContractiveAE(AutoEncoder):
         )
         self.contraction = contraction
 
-    def _build_module(self, X, generator):
-        module = super()._build_module(X, generator)
-        return ContractiveModule(module.encoder, module.decoder, output=module.output)
-
-    def _build_criterion(self):
-        return ContractiveLoss(self.loss, self.contraction)
+    def _objective(self):
+        return Contractive(self._likelihood, self.contraction)
 
 
 class SparseAE(AutoEncoder):
@@ -191,8 +189,9 @@ class SparseAE(AutoEncoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=None,
         *,
+        module=None,
         sparsity="kl",
         sparsity_weight=1.0,
         sparsity_target=0.05,
@@ -215,6 +214,7 @@ class SparseAE(AutoEncoder):
     ):
         super().__init__(
             n_components,
+            module=module,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             loss=loss,
@@ -240,7 +240,5 @@ class SparseAE(AutoEncoder):
         # KL reads the codes as Bernoulli means, in (0, 1); L1 needs units that can be 0.
         return "logistic" if self.sparsity == "kl" else "relu"
 
-    def _build_criterion(self):
-        return SparsityLoss(
-            self.loss, self.sparsity, self.sparsity_weight, self.sparsity_target
-        )
+    def _objective(self):
+        return Sparse(self._likelihood, self.sparsity, self.sparsity_weight, self.sparsity_target)

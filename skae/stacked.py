@@ -1,66 +1,19 @@
 """The stacked autoencoder: greedy layer-wise pretraining, then end-to-end fine-tuning."""
 
-import warnings
+import copy
 from numbers import Integral, Real
 from typing import ClassVar
 
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from torch import nn
 
 from .autoencoder import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, AutoEncoder
-from .base import TRAINING_CONSTRAINTS, NeuralNetMixin
 from .engine import map_batches
-from .losses import ReconstructionLoss
-from .modules import AutoEncoderModule, init_weights, mlp, mlp_autoencoder
+from .likelihoods import LIKELIHOODS
+from .modules import AutoEncoderModule
 from .noise import NOISES, Corruption
-
-
-class _ShallowAE(NeuralNetMixin):
-    """Layer ``depth`` of a stack as a shallow autoencoder ``n_in -> n_out -> n_in``.
-
-    Not an estimator: it carries its stack's training parameters (with ``pretrain_iter``
-    epochs and a seed of its own) so that ``NeuralNetMixin._train`` trains it through the
-    same engine, optimizer and stopping rule as the fine-tuning.
-
-    Its encoder and decoder are, layer for layer, the deep autoencoder's encoder layer
-    ``depth`` and the decoder layer mirroring it: the encoder ends in the activation, except
-    at the top, whose code is the deep network's (linear); the decoder ends in the activation,
-    except at the bottom where it outputs the natural parameter of the stack's ``loss``. The
-    bottom layer reconstructs the data with the stack's ``loss``; the layers above
-    reconstruct the codes below them with squared error, whatever that ``loss`` is.
-    """
-
-    def __init__(self, stack, depth, n_in, n_out, corruption, seed):
-        for name in TRAINING_CONSTRAINTS:
-            setattr(self, name, getattr(stack, name))
-        self.max_iter = stack.pretrain_iter
-        self.random_state = seed
-        self.warm_start = False
-        self._torch_dtype = stack._torch_dtype
-        self._activation = stack.activation
-        self._sizes = (n_in, n_out)
-        self._is_bottom = depth == 0
-        # the top layer's code is the deep network's: AutoEncoder's _code_activation hook
-        self._code_activation = (stack._code_activation()
-                                 if depth == len(stack._hidden_layer_sizes()) else None)
-        self._loss = stack.loss if self._is_bottom else "mse"
-        self._corruption_fn = corruption
-
-    def _build_module(self, X, generator):
-        n_in, n_out = self._sizes
-        act = self._activation
-        encoder = mlp([n_in, n_out], act, last_activation=self._code_activation or act)
-        decoder = mlp([n_out, n_in], act, last_activation="identity" if self._is_bottom else act)
-        output = "sigmoid" if self._loss == "bce" else "identity"
-        return init_weights(AutoEncoderModule(encoder, decoder, output), generator, act)
-
-    def _build_criterion(self):
-        return ReconstructionLoss(self._loss)
-
-    def _corruption(self):
-        return self._corruption_fn
+from .objectives import Reconstruction
+from .training import fit_net, loss_curve, named_seeds
 
 
 class StackedAE(AutoEncoder):
@@ -144,8 +97,9 @@ class StackedAE(AutoEncoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=None,
         *,
+        module=None,
         hidden_layer_sizes=(128, 64),
         activation="relu",
         loss="mse",
@@ -168,6 +122,7 @@ class StackedAE(AutoEncoder):
     ):
         super().__init__(
             n_components,
+            module=module,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             loss=loss,
@@ -204,37 +159,32 @@ class StackedAE(AutoEncoder):
             self.pretrain_noise, self.pretrain_noise_level, inputs.min(axis=0), inputs.max(axis=0)
         )
 
-    def _build_module(self, X, generator):
-        """Pretrain the stack greedily and return the deep autoencoder it initialises."""
-        sizes = [X.shape[1], *self._hidden_layer_sizes(), self.n_components]
-        seeds = torch.randint(2**31 - 1, (len(sizes) - 1,), generator=generator).tolist()
-        inputs, layers, curves = X, [], []
-        for depth, seed in enumerate(seeds):
-            layer = _ShallowAE(self, depth, sizes[depth], sizes[depth + 1],
-                               self._layer_corruption(inputs), seed)
-            # Pretraining is an initialisation with a fixed budget of epochs, not a fit
-            # that should reach convergence: its max_iter warnings would be noise.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                layer._train(inputs)
-            if depth < len(seeds) - 1:
-                # the fixed encoder's codes, computed on the device, feed the next layer
-                inputs = map_batches(layer.module_.encode, inputs, layer.device_,
-                                     self._torch_dtype)
-            layers.append(layer.module_.cpu())  # so the fitted stack pickles device-free
-            curves.append(layer.loss_curve_)
-        self.pretrained_layers_, self.pretrain_loss_curves_ = layers, curves
+    def _initialize_weights(self, module, X, generator):
+        """Greedy layer-wise pretraining: each level's shallow autoencoder trained in turn.
 
-        deep = mlp_autoencoder(
-            X.shape[1], sizes[1:-1], self.n_components, self.activation,
-            output="sigmoid" if self.loss == "bce" else "identity",
-            code_activation=self._code_activation(),
-        )
-        # load_state_dict checks that every layer's name and shape match the deep network.
-        deep.encoder.load_state_dict(
-            nn.Sequential(*(m for layer in layers for m in layer.encoder)).state_dict()
-        )
-        deep.decoder.load_state_dict(
-            nn.Sequential(*(m for layer in reversed(layers) for m in layer.decoder)).state_dict()
-        )
-        return deep
+        The shallow autoencoder of level ``l`` is made of the deep module's own encoder block
+        ``l`` and the decoder block mirroring it (shared, not copied), initialised from a
+        seed of its own and trained on the codes of the fixed blocks below; the deep module
+        is then the pretrained stack.
+        """
+        architecture = self._architecture()
+        blocks = architecture.blocks(module)
+        layer_seeds = torch.randint(2**31 - 1, (len(blocks),), generator=generator).tolist()
+        # Pretraining is an initialisation with a fixed budget of epochs: the stack's
+        # training settings, pretrain_iter epochs, never continued.
+        settings = {**self._settings(), "max_iter": self.pretrain_iter, "warm_start": False}
+        inputs, layers, curves = X, [], []
+        for depth, ((encoder, decoder), seed) in enumerate(zip(blocks, layer_seeds, strict=True)):
+            shallow = AutoEncoderModule(encoder, decoder)
+            seeds = named_seeds(seed)
+            architecture.init_weights(shallow, torch.Generator().manual_seed(seeds["weights"]))
+            likelihood = self._likelihood if depth == 0 else LIKELIHOODS["mse"]
+            net = fit_net(shallow, Reconstruction(likelihood), inputs, None, settings, seeds,
+                          dtype=self._torch_dtype, corruption=self._layer_corruption(inputs))
+            if depth < len(blocks) - 1:
+                # the fixed encoder's codes, computed on the device, feed the next level
+                inputs = map_batches(shallow.encode, inputs, net.device, self._torch_dtype)
+            layers.append(copy.deepcopy(shallow).cpu())  # fine-tuning goes on in place
+            curves.append(loss_curve(net.history))
+        self.pretrained_layers_, self.pretrain_loss_curves_ = layers, curves
+        return module

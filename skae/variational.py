@@ -8,9 +8,9 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted
 
 from .autoencoder import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, AutoEncoder
-from .base import n_seeds
-from .losses import ELBOLoss, elbo, importance_weighted_log_likelihood
-from .modules import init_vae_weights, mlp_vae
+from .losses import elbo, importance_weighted_log_likelihood
+from .objectives import ELBO
+from .training import named_seeds
 
 # Draws of z per sample in ``score_samples``: as many as ``log_likelihood`` makes by default,
 # and the same ones, so that the two are ordered row by row. On digits one sample's ELBO is
@@ -124,8 +124,9 @@ class VariationalAE(AutoEncoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=None,
         *,
+        module=None,
         hidden_layer_sizes=(128,),
         activation="relu",
         loss="mse",
@@ -146,6 +147,7 @@ class VariationalAE(AutoEncoder):
     ):
         super().__init__(
             n_components,
+            module=module,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             loss=loss,
@@ -165,22 +167,15 @@ class VariationalAE(AutoEncoder):
         )
         self.beta = beta
 
-    def _build_module(self, X, generator):
-        module = mlp_vae(
-            X.shape[1],
-            self._hidden_layer_sizes(),
-            self.n_components,
-            self.activation,
-            output="sigmoid" if self.loss == "bce" else "identity",
-        )
-        return init_vae_weights(module, generator, self.activation)
+    _variational = True
 
-    def _build_criterion(self):
-        return ELBOLoss(self.loss, self.beta)
+    def _objective(self):
+        return ELBO(self._likelihood, self.beta)
 
     def _seed(self, random_state):
         """The seed of a method's draws: its ``random_state``, else the estimator's."""
-        return n_seeds(self.random_state if random_state is None else random_state, 1)[0]
+        return named_seeds(self.random_state if random_state is None else random_state,
+                           ("draws",))["draws"]
 
     def _per_sample(self, X, estimate, n_draws, random_state):
         """``estimate(module, x, n_draws, seed)`` per row of X, in X's precision."""
@@ -207,9 +202,10 @@ class VariationalAE(AutoEncoder):
         elbo : ndarray of shape (n_samples,)
             Higher is better; low values flag anomalies. ``score`` is their mean.
         """
-        loss = self.loss
+        likelihood = self._likelihood
         return self._per_sample(
-            X, lambda module, x, n, seed: elbo(module, x, n, seed, loss), N_ELBO_SAMPLES, None
+            X, lambda module, x, n, seed: elbo(module, x, n, seed, likelihood), N_ELBO_SAMPLES,
+            None,
         )
 
     @validate_params(
@@ -243,11 +239,11 @@ class VariationalAE(AutoEncoder):
         -------
         log_likelihood : ndarray of shape (n_samples,)
         """
-        loss = self.loss
+        likelihood = self._likelihood
         return self._per_sample(
             X,
             lambda module, x, n, seed: importance_weighted_log_likelihood(
-                module, x, n, seed, loss
+                module, x, n, seed, likelihood
             ),
             n_importance_samples,
             random_state,
@@ -281,6 +277,6 @@ class VariationalAE(AutoEncoder):
         # net_.device, not device_: a model trained on a GPU may be loaded on a CPU.
         device = self.net_.device
         generator = torch.Generator(device=device).manual_seed(self._seed(random_state))
-        Z = torch.randn((n_samples, self.n_components), generator=generator,
+        Z = torch.randn((n_samples, self._n_features_out), generator=generator,
                         device=device, dtype=torch.float64)
         return self.inverse_transform(Z.cpu().numpy())

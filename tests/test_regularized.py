@@ -4,12 +4,12 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skae import AutoEncoder
-from skae.losses import reconstruction_nll
-from skae.modules import mlp
-from skae.penalties import (
-    ContractiveLoss,
-    ContractiveModule,
-    SparsityLoss,
+from skae.likelihoods import LIKELIHOODS
+from skae.modules import AutoEncoderModule, mlp
+from skae.objectives import (
+    Contractive,
+    Reconstruction,
+    Sparse,
     jacobian_sq_norm,
     jacobian_sq_norm_autograd,
     kl_sparsity,
@@ -32,7 +32,12 @@ def autograd_sq_norms(encoder, x, create_graph=False):
 def encoder_jacobian_norm(est, X):
     x = torch.as_tensor(X, dtype=torch.float32)
     with torch.no_grad():
-        return jacobian_sq_norm(est.module_.encoder, x).mean().item()
+        return jacobian_sq_norm(est.module_, x).mean().item()
+
+
+def with_encoder(encoder):
+    """skae's module around ``encoder`` (the decoder plays no part in the penalty)."""
+    return AutoEncoderModule(encoder, torch.nn.Identity())
 
 
 # The sizes and code activations cover each way the penalty is computed: one layer (closed
@@ -45,8 +50,9 @@ def test_penalty_is_the_squared_frobenius_norm_of_the_jacobian(sizes, code, acti
     encoder = mlp(sizes, activation, code if code == "identity" else activation).double()
     x = torch.randn(7, 5, dtype=torch.float64)
     expected = autograd_sq_norms(encoder, x)
-    assert_allclose(jacobian_sq_norm(encoder, x).detach(), expected, rtol=1e-10)
-    assert_allclose(jacobian_sq_norm_autograd(encoder, x).detach(), expected, rtol=1e-10)
+    module = with_encoder(encoder)
+    assert_allclose(jacobian_sq_norm(module, x).detach(), expected, rtol=1e-10)
+    assert_allclose(jacobian_sq_norm_autograd(module, x).detach(), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("sizes", [[5, 4], [5, 4, 3], [5, 6, 4, 3]], ids=["1", "2", "3"])
@@ -57,39 +63,35 @@ def test_penalty_backpropagates_and_runs_under_no_grad(sizes):
     params = list(encoder.parameters())
     # The code layer's bias does not move the Jacobian: its gradient is zero.
     grad = {"allow_unused": True, "materialize_grads": True}
-    got = torch.autograd.grad(jacobian_sq_norm(encoder, x).sum(), params, **grad)
+    got = torch.autograd.grad(jacobian_sq_norm(with_encoder(encoder), x).sum(), params, **grad)
     expected = torch.autograd.grad(autograd_sq_norms(encoder, x, create_graph=True).sum(),
                                    params, **grad)
     for g, e in zip(got, expected):
         assert_allclose(g, e, rtol=1e-8, atol=1e-12)
     with torch.no_grad():  # where skorch computes validation losses
-        assert_allclose(jacobian_sq_norm(encoder, x), autograd_sq_norms(encoder, x),
-                        rtol=1e-10)
-
-
-def test_contractive_module_returns_the_penalty_and_encodes_as_before():
-    torch.manual_seed(0)
-    encoder, decoder = mlp([5, 4, 2], "relu"), mlp([2, 4, 5], "relu")
-    module = ContractiveModule(encoder, decoder)
-    x = torch.randn(3, 5)
-    eta, z, penalty = module(x)
-    assert_allclose(z.detach(), module.encode(x).detach())
-    assert_allclose(eta.detach(), module.decode(z).detach())
-    assert_allclose(penalty.detach(), jacobian_sq_norm(encoder, x).detach())
+        assert_allclose(jacobian_sq_norm(with_encoder(encoder), x),
+                        autograd_sq_norms(encoder, x), rtol=1e-10)
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])
-def test_criteria_add_the_weighted_penalty_to_the_reconstruction_loss(loss):
+def test_objectives_add_the_weighted_penalty_to_the_reconstruction_loss(loss):
     gen = torch.Generator().manual_seed(0)
-    x, eta = torch.rand(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
-    z, penalty = torch.rand(6, 3, generator=gen), torch.rand(6, generator=gen)
-    recon = reconstruction_nll(eta, x, loss).mean()
-    assert_allclose(ContractiveLoss(loss, 0.5)((eta, z, penalty), x),
-                    recon + 0.5 * penalty.mean(), rtol=1e-6)
-    assert_allclose(SparsityLoss(loss, "kl", 2.0, 0.1)((eta, z), x),
-                    recon + 2.0 * kl_sparsity(z, 0.1), rtol=1e-6)
-    assert_allclose(SparsityLoss(loss, "l1", 2.0)((eta, z), x),
-                    recon + 2.0 * l1_sparsity(z), rtol=1e-6)
+    module = AutoEncoderModule(mlp([5, 4, 3], "tanh", "logistic"), mlp([3, 4, 5], "tanh"))
+    x = torch.rand(6, 5, generator=gen)
+    likelihood = LIKELIHOODS[loss]
+    z = module.encode(x)
+    recon = likelihood.loss(module.decode(z), x).mean()
+    assert_allclose(Reconstruction(likelihood)(module, x, x).detach(), recon.detach())
+    assert_allclose(Contractive(likelihood, 0.5)(module, x, x).detach(),
+                    (recon + 0.5 * jacobian_sq_norm(module, x).mean()).detach(), rtol=1e-6)
+    assert_allclose(Sparse(likelihood, "kl", 2.0, 0.1)(module, x, x).detach(),
+                    (recon + 2.0 * kl_sparsity(z, 0.1)).detach(), rtol=1e-6)
+    assert_allclose(Sparse(likelihood, "l1", 2.0)(module, x, x).detach(),
+                    (recon + 2.0 * l1_sparsity(z)).detach(), rtol=1e-6)
+    # the target, not the (corrupted) input, is what the reconstruction is scored against
+    noisy = x + 0.1
+    assert_allclose(Reconstruction(likelihood)(module, noisy, x).detach(),
+                    likelihood.loss(module(noisy), x).mean().detach(), rtol=1e-6)
 
 
 def test_larger_contraction_gives_a_smaller_jacobian(digits):

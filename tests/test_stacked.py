@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from skae import AutoEncoder
 from skae.engine import AutoEncoderNet
-from skae.losses import reconstruction_nll
+from skae.likelihoods import LIKELIHOODS
 from skae.stacked import StackedAE
 
 from .conftest import sse
@@ -76,10 +76,11 @@ def test_layers_below_stay_fixed_while_a_layer_above_trains(digits, engine_calls
         codes = sae.pretrained_layers_[0].encode(torch.as_tensor(X, dtype=torch.float32))
     assert_allclose(second.X, codes.numpy(), rtol=1e-6)
     # ...and its recorded loss is the squared error on those codes.
-    assert second.net.criterion_.loss == third.net.criterion_.loss == "mse"
+    assert second.net.criterion_.likelihood is third.net.criterion_.likelihood is (
+        LIKELIHOODS["mse"])
     with torch.no_grad():
         layer = sae.pretrained_layers_[1]
-        loss = reconstruction_nll(layer.decode(layer.encode(codes)), codes, "mse").mean()
+        loss = LIKELIHOODS["mse"].loss(layer.decode(layer.encode(codes)), codes).mean()
     # The recorded loss is the last epoch's mean while the weights still moved: the final
     # weights do a little better, by less than a whole epoch's progress (6.40 vs 6.45).
     before_last, last = sae.pretrain_loss_curves_[1][-2:]
@@ -105,11 +106,13 @@ def test_pretraining_lowers_heldout_error_at_the_same_fine_tuning_budget(digits)
 
 def test_bottom_layer_uses_the_loss_and_upper_layers_squared_error(digits01, engine_calls):
     sae = StackedAE(loss="bce", max_iter=2, **SMALL).fit(digits01)
-    criteria = [call.net.criterion_.loss for call in engine_calls]
+    criteria = [call.net.criterion_.likelihood.name for call in engine_calls]
     assert criteria == ["bce", "mse", "mse", "bce"]
-    assert [layer.output for layer in sae.pretrained_layers_] == ["sigmoid", "identity",
-                                                                  "identity"]
-    assert sae.module_.output == "sigmoid"
+    # the bottom layer's decoder outputs the Bernoulli logits: no activation
+    assert [type(layer.decoder[-1]).__name__ for layer in sae.pretrained_layers_] == [
+        "Identity", "ReLU", "ReLU"]
+    recon = sae.inverse_transform(sae.transform(digits01))
+    assert recon.min() > 0 and recon.max() < 1  # the Bernoulli mean
     # hidden codes pass the activation, the top code is linear
     assert [type(layer.encoder[-1]).__name__ for layer in sae.pretrained_layers_] == [
         "ReLU", "ReLU", "Identity"]

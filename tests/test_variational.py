@@ -19,13 +19,15 @@ from skae.losses import (
     gaussian_log_density,
     importance_weighted_log_likelihood,
     keyed_standard_normal,
-    log_likelihood,
     row_keys,
 )
+from skae.likelihoods import LIKELIHOODS
 from skae.modules import LOGVAR_MAX, VAEModule
+from skae.objectives import ELBO
 from skae.variational import VariationalAE
 
 BERNOULLI = {"n_components": 8, "loss": "bce", "random_state": 0}
+GAUSSIAN, BERNOULLI_LIKELIHOOD = LIKELIHOODS["mse"], LIKELIHOODS["bce"]
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +94,14 @@ def test_estimates_are_exact_when_q_is_the_true_posterior():
     exact = stats.multivariate_normal(b, W @ W.T + np.eye(d)).logpdf(X)
     x = torch.as_tensor(X)
     with torch.no_grad():
-        assert_allclose(elbo(module, x, 7, seed=1).numpy(), exact, rtol=1e-10)
+        assert_allclose(elbo(module, x, 7, 1, GAUSSIAN).numpy(), exact, rtol=1e-10)
         for n_draws in (1, 50):
-            iw = importance_weighted_log_likelihood(module, x, n_draws, seed=2)
+            iw = importance_weighted_log_likelihood(module, x, n_draws, 2, GAUSSIAN)
             assert_allclose(iw.numpy(), exact, rtol=1e-10)
         # A worse encoder: the ELBO drops below log p(x) and the IW estimate climbs back.
         module.mean_head.bias.add_(0.5)
-        worse = elbo(module, x, 200, seed=3).numpy()
-        iw_many = importance_weighted_log_likelihood(module, x, 2000, seed=3).numpy()
+        worse = elbo(module, x, 200, 3, GAUSSIAN).numpy()
+        iw_many = importance_weighted_log_likelihood(module, x, 2000, 3, GAUSSIAN).numpy()
     assert np.mean(worse) < np.mean(iw_many) < np.mean(exact) + 0.01
     assert np.mean(exact - iw_many) < 0.1 * np.mean(exact - worse)
 
@@ -125,7 +127,7 @@ def test_log_likelihoods_are_normalised_densities(loss):
         expected = [stats.multivariate_normal(e, np.eye(5)).logpdf(xi) for e, xi in zip(eta, x)]
     else:
         expected = stats.bernoulli(1 / (1 + np.exp(-eta))).logpmf(x).sum(axis=1)
-    got = log_likelihood(torch.as_tensor(eta), torch.as_tensor(x), loss)
+    got = LIKELIHOODS[loss].log_prob(torch.as_tensor(eta), torch.as_tensor(x))
     assert_allclose(got.numpy(), expected, rtol=1e-10)
 
 
@@ -163,7 +165,7 @@ def test_score_samples_is_the_elbo_with_beta_one(split01):
         mu, logvar = module.posterior(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(1000, *mu.shape, generator=g,
                                                        dtype=torch.float64)
-        reference = (log_likelihood(module.decode(z), x, "bce").mean(0)
+        reference = (LIKELIHOODS["bce"].log_prob(module.decode(z), x).mean(0)
                      - gaussian_kl(mu, logvar)).numpy()
         kl = gaussian_kl(mu, logvar).numpy()
     got = vae.score_samples(X_test[:200])
@@ -211,8 +213,9 @@ def test_estimates_depend_on_the_row_only(bernoulli_vae, split01):
     assert_allclose(single, iw, rtol=1e-5)  # same draws in both precisions
     module, x = _double(bernoulli_vae.module_), torch.as_tensor(X)
     with torch.no_grad():  # memory-bounded groups of draws give the same numbers
-        one_by_one = importance_weighted_log_likelihood(module, x, 30, 0, "bce", max_elements=1)
-        at_once = importance_weighted_log_likelihood(module, x, 30, 0, "bce")
+        one_by_one = importance_weighted_log_likelihood(module, x, 30, 0, BERNOULLI_LIKELIHOOD,
+                                                        max_elements=1)
+        at_once = importance_weighted_log_likelihood(module, x, 30, 0, BERNOULLI_LIKELIHOOD)
     assert_allclose(one_by_one.numpy(), at_once.numpy(), rtol=1e-12)
 
 
@@ -259,14 +262,16 @@ def test_unscaled_input_stays_finite(rng):
     assert np.isfinite(vae.score_samples(X)).all()
 
 
-def test_forward_needs_a_generator():
+def test_elbo_objective_needs_a_generator_and_repeats_with_one():
     module = VAEModule(nn.Identity(), nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(2, 3))
+    objective, x = ELBO(GAUSSIAN), torch.zeros(4, 3)
     with pytest.raises(RuntimeError, match="needs a seeded torch.Generator"):
-        module(torch.zeros(4, 3))
-    module.generator = torch.Generator().manual_seed(0)
-    first = module(torch.zeros(4, 3))[1]
-    module.generator.manual_seed(0)
-    assert torch.equal(module(torch.zeros(4, 3))[1], first)
+        objective(module, x, x)
+    objective.generator = torch.Generator().manual_seed(0)
+    first = objective(module, x, x)
+    assert not torch.equal(objective(module, x, x), first)  # a fresh draw of z
+    objective.generator.manual_seed(0)
+    assert torch.equal(objective(module, x, x), first)
 
 
 def test_keyed_draws_are_independent_standard_normals():

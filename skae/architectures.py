@@ -1,0 +1,232 @@
+"""The networks an autoencoder estimator can train: parts passed as its ``module`` parameter.
+
+An architecture builds a fresh torch module for given input and code widths, initialises it
+from a local generator, and, for greedy layer-wise pretraining, splits it into the shallow
+autoencoders of its levels. The built-in ones are scikit-learn-style objects
+(``get_params``/``set_params``), so their parameters are searchable as nested parameters:
+``GridSearchCV(DenoisingAE(module=ConvNet()), {"module__channels": [(16,), (16, 32)]})``.
+
+A user's ``nn.Module`` instance stands for itself (:class:`UserModule`): every fit trains a
+deep copy of it, starting from its own weights.
+"""
+
+import copy
+import math
+from numbers import Integral
+from typing import ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import nn
+
+from .modules import (
+    ACTIVATIONS,
+    VAEModule,
+    conv_autoencoder,
+    conv_vae,
+    init_weights,
+    mlp_autoencoder,
+    mlp_vae,
+)
+
+
+def _positive_ints(value, name):
+    sizes = np.atleast_1d(np.asarray(value, dtype=object))
+    if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+        raise ValueError(f"{name} must be a sequence of positive integers; got {value!r}.")
+    return [int(s) for s in sizes]
+
+
+class MLP(BaseEstimator):
+    """A multilayer perceptron autoencoder: the default network of skae's estimators.
+
+    The encoder maps ``n_features -> *hidden_layer_sizes -> n_components`` (a linear code
+    layer unless the estimator asks for another); the decoder mirrors it. Weights are drawn
+    from the estimator's ``random_state`` (He-style for ReLU, Glorot-style otherwise).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Widths of the encoder's hidden layers; the decoder uses them in reverse.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers.
+
+    See Also
+    --------
+    ConvNet : A convolutional network for images.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import MLP, AutoEncoder
+    >>> X = load_digits().data / 16
+    >>> ae = AutoEncoder(module=MLP(hidden_layer_sizes=(32,)), max_iter=5, random_state=0)
+    >>> ae.fit(X).transform(X).shape
+    (1797, 2)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+    }
+
+    def __init__(self, hidden_layer_sizes=(128,), activation="relu"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+
+    def build(self, n_features, n_components, *, variational=False, code_activation="identity"):
+        """A new module: an MLP autoencoder, or with ``variational`` a VAE."""
+        self._validate_params()
+        sizes = _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes")
+        if variational:
+            return mlp_vae(n_features, sizes, n_components, self.activation)
+        return mlp_autoencoder(n_features, sizes, n_components, self.activation,
+                               code_activation=code_activation)
+
+    def init_weights(self, module, generator):
+        """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
+        unit variance (a zero log-variance head)."""
+        return _init_weights(module, generator, self.activation)
+
+    def blocks(self, module):
+        """The ``(encoder_block, decoder_block)`` of each level, bottom first, sharing the
+        module's layers: the shallow autoencoders of greedy layer-wise pretraining."""
+        encoder, decoder = module.encoder, module.decoder
+        n = len(decoder)
+        # new Sequentials of the same (shared) layers, numbered from 0
+        return [(nn.Sequential(*encoder[2 * i : 2 * i + 2]),
+                 nn.Sequential(*decoder[n - 2 * i - 2 : n - 2 * i]))
+                for i in range(len(encoder) // 2)]
+
+
+class ConvNet(BaseEstimator):
+    """A convolutional autoencoder for images given as flattened rows.
+
+    Each row of X holds one image of ``input_shape`` (channels, height, width) in row-major
+    order, as ``image.reshape(-1)`` gives. The encoder is a stack of stride-2 convolutions,
+    one per entry of ``channels`` (each halves height and width, rounding up), then a linear
+    code layer; the decoder mirrors it with a linear layer and stride-2 transposed
+    convolutions back to the exact input size. The default suits 28x28 (MNIST: 28 -> 14 ->
+    7) and 8x8 images (scikit-learn's digits: 8 -> 4 -> 2). Weights are drawn from the
+    estimator's ``random_state``.
+
+    Parameters
+    ----------
+    input_shape : tuple of 3 int or None, default=None
+        (channels, height, width) of the images. None reads one square grey image per row
+        when ``n_features`` is a perfect square (64 -> (1, 8, 8), 784 -> (1, 28, 28)), else
+        a one-row signal (1, 1, n_features).
+    channels : array-like of int, default=(32, 64)
+        Output channels of the encoder's convolutions, bottom first; the decoder uses them
+        in reverse. Empty: no convolution, only the linear code layer.
+    kernel_size : int, default=3
+        Side of the square kernels; odd, so that padding ``kernel_size // 2`` centres them.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation after each convolution and the decoder's linear layer.
+
+    See Also
+    --------
+    MLP : The fully connected default.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import ConvNet, DenoisingAE
+    >>> X = load_digits().data / 16
+    >>> dae = DenoisingAE(n_components=10, module=ConvNet(input_shape=(1, 8, 8)),
+    ...                   loss="bce", noise="masking", max_iter=2, random_state=0).fit(X)
+    >>> dae.transform(X).shape
+    (1797, 10)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "input_shape": [None, tuple, list],
+        "channels": ["array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+    }
+
+    def __init__(self, input_shape=None, channels=(32, 64), kernel_size=3, activation="relu"):
+        self.input_shape = input_shape
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.activation = activation
+
+    def image_shape(self, n_features):
+        """The (channels, height, width) of one row of ``n_features`` values."""
+        if self.input_shape is None:
+            side = math.isqrt(n_features)
+            return (1, side, side) if side * side == n_features else (1, 1, n_features)
+        shape = tuple(_positive_ints(self.input_shape, "input_shape"))
+        if len(shape) != 3:
+            raise ValueError(
+                f"input_shape must be (channels, height, width); got {self.input_shape!r}."
+            )
+        if math.prod(shape) != n_features:
+            raise ValueError(
+                f"input_shape={self.input_shape!r} holds {math.prod(shape)} values per image, "
+                f"but X has {n_features} features."
+            )
+        return shape
+
+    def build(self, n_features, n_components, *, variational=False, code_activation="identity"):
+        """A new module: a convolutional autoencoder, or with ``variational`` a VAE."""
+        self._validate_params()
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd; got {self.kernel_size}.")
+        channels = _positive_ints(self.channels, "channels")
+        shape = self.image_shape(n_features)
+        if variational:
+            return conv_vae(shape, channels, self.kernel_size, n_components, self.activation)
+        return conv_autoencoder(shape, channels, self.kernel_size, n_components,
+                                self.activation, code_activation=code_activation)
+
+    def init_weights(self, module, generator):
+        """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
+        unit variance (a zero log-variance head)."""
+        return _init_weights(module, generator, self.activation)
+
+    def blocks(self, module):
+        """The ``(encoder_block, decoder_block)`` of each level, bottom first, sharing the
+        module's layers: the shallow autoencoders of greedy layer-wise pretraining."""
+        encoder, decoder = module.encoder, module.decoder
+        return [(encoder[i], decoder[len(decoder) - 1 - i]) for i in range(len(encoder))]
+
+
+def _init_weights(module, generator, activation):
+    init_weights(module, generator, activation)
+    if isinstance(module, VAEModule):
+        # The prior's scale is a neutral start; a random head on unscaled inputs starts far
+        # from it, and the first steps of the optimizer then swing the log-variance by
+        # hundreds.
+        with torch.no_grad():
+            module.logvar_head.weight.zero_()
+    return module
+
+
+class UserModule:
+    """A user's ``nn.Module`` instance as an architecture: each fit trains a deep copy.
+
+    The copy starts from the instance's own weights (pretrained ones are kept). Parameters
+    it creates lazily at its first call (``nn.LazyLinear``) are drawn, like torch's default
+    initialisation, from torch's generator seeded by the estimator's ``random_state`` for
+    the occasion, so fits are repeatable either way.
+    """
+
+    def __init__(self, module):
+        self.module = module
+
+    def build(self, n_features, n_components, *, variational=False, code_activation="identity"):
+        return copy.deepcopy(self.module)
+
+    def init_weights(self, module, generator):
+        return module
+
+    def blocks(self, module):
+        raise ValueError(
+            f"StackedAE pretrains skae's MLP and ConvNet layer by layer, but cannot split "
+            f"a module of your own ({type(module).__name__}) into levels. Use module=MLP(...) "
+            "or module=ConvNet(...), or train your module with AutoEncoder."
+        )

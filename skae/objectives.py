@@ -1,0 +1,221 @@
+"""Training objectives: what a variant minimises, for any autoencoder module. Pure torch.
+
+The training engine calls ``objective(module, x, target)`` on every batch (``x`` the input,
+possibly corrupted; ``target`` the clean input, or the labels) and gets the batch's scalar
+loss. An objective reaches the network only through the module contract of
+:mod:`skae.modules` (``encode``, ``decode``, ``posterior``), so every objective works with
+every architecture: skae's MLP, its convolutional network or a user's module.
+
+* :class:`Reconstruction`: the likelihood's negative log-likelihood of the target;
+* :class:`Contractive`: plus the squared Frobenius norm of the encoder's Jacobian;
+* :class:`Sparse`: plus a sparsity penalty on the codes;
+* :class:`ELBO`: minus a VAE's evidence lower bound (one reparameterised draw);
+* :class:`CrossEntropy`: a classifier's loss.
+
+Corruption (a denoising autoencoder's noise) is not an objective: it is applied to the input
+by the engine's batches, so it combines with any of these.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import gaussian_kl
+from .modules import AutoEncoderModule, encode
+
+SPARSITIES = ("kl", "l1")
+
+# f'(a) from the pre-activation ``a`` and the output ``h = f(a)`` of an elementwise activation.
+_DERIVATIVES = {
+    nn.Identity: lambda a, h: torch.ones_like(h),
+    nn.Sigmoid: lambda a, h: h * (1 - h),
+    nn.Tanh: lambda a, h: 1 - h * h,
+    nn.ReLU: lambda a, h: (a > 0).to(h.dtype),  # autograd's convention: f'(0) = 0
+}
+
+
+def _linear_stack(module):
+    """``[(linear, activation), ...]`` when ``module`` is skae's MLP autoencoder, whose
+    encoder is a ``Sequential`` of ``Linear`` layers each followed by a known elementwise
+    activation; else None."""
+    encoder = getattr(module, "encoder", None)
+    if not isinstance(module, AutoEncoderModule) or not isinstance(encoder, nn.Sequential):
+        return None
+    if len(encoder) % 2:
+        return None
+    pairs = list(zip(encoder[::2], encoder[1::2], strict=True))
+    if all(isinstance(lin, nn.Linear) and type(act) in _DERIVATIVES for lin, act in pairs):
+        return pairs
+    return None
+
+
+def _derivative(linear, activation, x):
+    a = linear(x)
+    return _DERIVATIVES[type(activation)](a, activation(a))
+
+
+def jacobian_sq_norm(module, x):
+    """Squared Frobenius norm of the Jacobian of ``encode`` at each row of ``x``, shape (n,).
+
+    Exact for any module, and differentiable with respect to its parameters (training
+    backpropagates through it). Two shapes of skae's MLP encoder have closed forms that
+    never build the Jacobian, with ``d = f'(W_1 x + b_1)``:
+
+    * one layer ``f(W x + b)``: ``sum_j d_j^2 ||W_j||^2`` (Rifai et al. 2011);
+    * one hidden layer and a linear code, ``W_2 f(W_1 x + b_1) + b_2`` (:class:`AutoEncoder`'s
+      default encoder): ``d^T G d`` with ``G = (W_1 W_1^T) * (W_2^T W_2)`` (elementwise), since
+      ``||W_2 diag(d) W_1||_F^2 = tr(diag(d) W_2^T W_2 diag(d) W_1 W_1^T)``; its cost does not
+      grow with the code's size.
+
+    Any other encoder (deeper MLPs, convolutional networks, a user's module) goes through
+    :func:`jacobian_sq_norm_autograd`.
+    """
+    layers = _linear_stack(module)
+    if layers is not None and len(layers) == 1:
+        ((linear, activation),) = layers
+        d = _derivative(linear, activation, x)
+        return d.pow(2) @ linear.weight.pow(2).sum(dim=1)
+    if layers is not None and len(layers) == 2 and isinstance(layers[1][1], nn.Identity):
+        (first, activation), (second, _) = layers
+        d = _derivative(first, activation, x)
+        gram = (first.weight @ first.weight.T) * (second.weight.T @ second.weight)
+        return ((d @ gram) * d).sum(dim=1)
+    return jacobian_sq_norm_autograd(module, x)
+
+
+def jacobian_sq_norm_autograd(module, x):
+    """:func:`jacobian_sq_norm` by reverse-mode automatic differentiation, for any encoder.
+
+    Row ``j`` of every sample's Jacobian is the gradient of the batch sum of code unit ``j``
+    with respect to the input, as long as a sample's code depends on that sample alone (no
+    batch statistics, such as batch normalisation in training mode): one backward pass per
+    code unit, ``n_components`` in all. Runs with gradients enabled even where the caller
+    disabled them (skorch's validation step), keeping the graph only when the caller wants
+    to backpropagate.
+    """
+    keep_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        z = encode(module, x)
+        total = x.new_zeros(len(x))
+        for j in range(z.shape[1]):
+            (grad,) = torch.autograd.grad(z[:, j].sum(), x, create_graph=keep_graph,
+                                          retain_graph=True)
+            total = total + grad.pow(2).flatten(1).sum(dim=1)
+    return total if keep_graph else total.detach()
+
+
+def kl_sparsity(z, target, eps=1e-6):
+    """``sum_j KL(target || rho_j)`` with ``rho_j`` the batch mean of code unit ``j``.
+
+    The codes must lie in (0, 1) (sigmoid units): ``rho_j`` is a Bernoulli unit's mean
+    activation. It is clipped away from 0 and 1, where the divergence is infinite.
+    """
+    rho = z.mean(dim=0).clamp(eps, 1 - eps)
+    return (
+        target * torch.log(target / rho) + (1 - target) * torch.log((1 - target) / (1 - rho))
+    ).sum()
+
+
+def l1_sparsity(z):
+    """The batch mean of the codes' L1 norms."""
+    return z.abs().sum(dim=1).mean()
+
+
+class Reconstruction(nn.Module):
+    """Batch mean of ``likelihood.loss(decode(encode(x)), target)``, plus :meth:`penalty`.
+
+    Parameters
+    ----------
+    likelihood : skae.likelihoods.Gaussian or skae.likelihoods.Bernoulli
+        The output distribution.
+    """
+
+    def __init__(self, likelihood):
+        super().__init__()
+        self.likelihood = likelihood
+
+    def penalty(self, module, x, z):
+        """A regulariser of the batch (a scalar), or None."""
+        return None
+
+    def forward(self, module, x, target):
+        z = encode(module, x)
+        loss = self.likelihood.loss(module.decode(z), target).mean()
+        penalty = self.penalty(module, x, z)
+        return loss if penalty is None else loss + penalty
+
+
+class Contractive(Reconstruction):
+    """:class:`Reconstruction` plus ``contraction`` times the batch mean of
+    :func:`jacobian_sq_norm` (Rifai et al. 2011)."""
+
+    def __init__(self, likelihood, contraction=0.1):
+        super().__init__(likelihood)
+        self.contraction = contraction
+
+    def penalty(self, module, x, z):
+        return self.contraction * jacobian_sq_norm(module, x).mean()
+
+
+class Sparse(Reconstruction):
+    """:class:`Reconstruction` plus ``weight`` times a sparsity penalty on the codes.
+
+    Parameters
+    ----------
+    likelihood : skae.likelihoods.Gaussian or skae.likelihoods.Bernoulli
+        The output distribution.
+    sparsity : {"kl", "l1"}
+        :func:`kl_sparsity` towards ``target`` (codes in (0, 1)) or :func:`l1_sparsity`.
+    weight : float
+        The penalty's weight.
+    target : float
+        The target mean activation of the KL penalty.
+    """
+
+    def __init__(self, likelihood, sparsity="kl", weight=1.0, target=0.05):
+        super().__init__(likelihood)
+        if sparsity not in SPARSITIES:
+            raise ValueError(f"sparsity must be one of {SPARSITIES}; got {sparsity!r}.")
+        self.sparsity = sparsity
+        self.weight = weight
+        self.target = target
+
+    def penalty(self, module, x, z):
+        value = kl_sparsity(z, self.target) if self.sparsity == "kl" else l1_sparsity(z)
+        return self.weight * value
+
+
+class ELBO(nn.Module):
+    """Batch mean of ``-log p(x|z) + beta * KL(q(z|x) || N(0, I))``: minus the ELBO at beta=1.
+
+    One reparameterised draw ``z = mu + exp(logvar / 2) * eps`` per sample from the module's
+    ``posterior``, the KL in closed form. ``eps`` comes from the ``generator`` attribute, which
+    the trainer sets to a seeded generator on the training device; the objective refuses to
+    run without one rather than fall back to torch's global RNG.
+    """
+
+    def __init__(self, likelihood, beta=1.0):
+        super().__init__()
+        self.likelihood = likelihood
+        self.beta = beta
+        self.generator = None
+
+    def forward(self, module, x, target):
+        if self.generator is None:
+            raise RuntimeError(
+                "ELBO samples z and needs a seeded torch.Generator in its `generator` "
+                "attribute; it never draws from torch's global RNG."
+            )
+        mu, logvar = module.posterior(x)
+        eps = torch.randn(mu.shape, generator=self.generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        nll = -self.likelihood.log_prob(module.decode(z), target)
+        return (nll + self.beta * gaussian_kl(mu, logvar)).mean()
+
+
+class CrossEntropy(nn.Module):
+    """A classifier's batch mean cross-entropy of the labels, from ``module(x)``'s logits."""
+
+    def forward(self, module, x, target):
+        return F.cross_entropy(module(x), target)

@@ -1,0 +1,202 @@
+"""From an estimator's training parameters to a trained skorch net: the estimators' engine room.
+
+Everything here takes the training settings as a plain dict (the parameters named in
+``TRAINING_CONSTRAINTS``) and seeds by name (``weights``, ``order``, ``split``,
+``sampling``), so an estimator and the steps it runs inside ``fit`` (a stacked
+autoencoder's pretraining) build their nets the same way without sharing objects.
+"""
+
+import contextlib
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.dataset import ValidSplit
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
+from .engine import AutoEncoderNet
+
+# Constraints of the training parameters every skae estimator has.
+TRAINING_CONSTRAINTS = {
+    "solver": [StrOptions({"adam", "lbfgs"})],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "learning_rate": [StrOptions({"constant", "adaptive", "cosine"})],
+    "max_iter": [Interval(Integral, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+}
+
+# What the seeds of one training run are for, in the order they are drawn: the initial
+# weights, the data order (and the noise drawn with it), early stopping's validation split,
+# and the objective's own sampling (a VAE's reparameterisation).
+SEED_NAMES = ("weights", "order", "split", "sampling")
+
+
+def named_seeds(random_state, names=SEED_NAMES):
+    """A seed for a torch generator per name, drawn from ``random_state`` in ``names``' order."""
+    rng = check_random_state(random_state)
+    values = rng.randint(np.iinfo(np.int32).max, size=len(names))
+    return {name: int(value) for name, value in zip(names, values, strict=True)}
+
+
+def resolve_device(device):
+    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else is checked."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'."
+        ) from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; "
+            "use device='auto' to fall back to the CPU."
+        )
+    return str(parsed)
+
+
+@contextlib.contextmanager
+def lend_generator(objective, device, seed):
+    """Lend ``objective`` a generator for its own sampling while it trains.
+
+    An objective that samples (a VAE's reparameterisation) declares a ``generator``
+    attribute; it holds a seeded generator on the training device during training and None
+    otherwise, so the fitted net pickles without device state.
+    """
+    if not hasattr(objective, "generator"):
+        yield
+        return
+    objective.generator = torch.Generator(device=device).manual_seed(seed)
+    try:
+        yield
+    finally:
+        objective.generator = None
+
+
+class CosineDecay:
+    """Factor ``(1 + cos(pi * epoch / n_epochs)) / 2`` of the initial learning rate: from 1
+    at the first epoch towards 0 at the last (a picklable ``lr_lambda`` for ``LambdaLR``)."""
+
+    def __init__(self, n_epochs):
+        self.n_epochs = n_epochs
+
+    def __call__(self, epoch):
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.n_epochs) / self.n_epochs))
+
+
+def batch_size(settings, n_samples):
+    if settings["solver"] == "lbfgs":
+        return n_samples  # a quasi-Newton method needs the full-batch loss
+    if settings["batch_size"] == "auto":
+        return min(200, n_samples)
+    if settings["batch_size"] > n_samples:
+        warnings.warn(
+            f"batch_size={settings['batch_size']} is larger than the {n_samples} samples; "
+            "it is clipped to the number of samples.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return min(settings["batch_size"], n_samples)
+
+
+def optimizer(settings):
+    if settings["solver"] == "lbfgs":
+        # torch's default history of 100 corrections: with scipy's 10 the linear AE
+        # stalled near saddle subspaces (measured on digits, several seeds).
+        return {"optimizer": torch.optim.LBFGS, "lr": 1.0,
+                "optimizer__line_search_fn": "strong_wolfe"}
+    return {"optimizer": torch.optim.Adam, "lr": settings["learning_rate_init"]}
+
+
+def lr_schedule(settings, monitor):
+    """skorch's LRScheduler for ``learning_rate``, or None (constant, or L-BFGS)."""
+    if settings["solver"] == "lbfgs" or settings["learning_rate"] == "constant":
+        return None
+    if settings["learning_rate"] == "adaptive":
+        return LRScheduler(
+            ReduceLROnPlateau, monitor=monitor, factor=0.2, patience=1,
+            threshold=settings["tol"], threshold_mode="rel", event_name="learning_rate",
+        )
+    # last_epoch=-1: every call to fit starts its own cycle from learning_rate_init
+    return LRScheduler(LambdaLR, lr_lambda=CosineDecay(max(settings["max_iter"], 1)),
+                       last_epoch=-1, event_name="learning_rate")
+
+
+def make_net(module, objective, settings, seeds, n_samples, *, dtype, corruption=None,
+             stratified=False):
+    """An uninitialised :class:`~skae.engine.AutoEncoderNet` for ``module`` and ``objective``."""
+    monitor = "valid_loss" if settings["early_stopping"] else "train_loss"
+    callbacks = [
+        ("stopper", EarlyStopping(
+            monitor=monitor, patience=settings["n_iter_no_change"], threshold=settings["tol"],
+            threshold_mode="rel", load_best=settings["early_stopping"],
+        )),
+    ]
+    schedule = lr_schedule(settings, monitor)
+    if schedule is not None:
+        callbacks.append(("lr_schedule", schedule))
+    if settings["verbose"]:
+        callbacks.append(("progress", ProgressBar()))
+    train_split = None
+    if settings["early_stopping"]:
+        train_split = ValidSplit(settings["validation_fraction"], stratified=stratified,
+                                 random_state=seeds["split"])
+    return AutoEncoderNet(
+        module.to(dtype),
+        criterion=objective,
+        **optimizer(settings),
+        max_epochs=settings["max_iter"],
+        batch_size=batch_size(settings, n_samples),
+        iterator_train__shuffle=True,
+        iterator_train__seed=seeds["order"],
+        iterator_train__corruption=corruption,
+        iterator_valid__seed=seeds["order"],
+        dataset__dtype=dtype,
+        train_split=train_split,
+        callbacks=callbacks,
+        verbose=settings["verbose"],
+        device=resolve_device(settings["device"]),
+    )
+
+
+def fit_net(module, objective, X, y, settings, seeds, *, dtype, corruption=None,
+            stratified=False):
+    """Train ``module`` on ``X`` (and ``y``) from scratch; return the trained net."""
+    net = make_net(module, objective, settings, seeds, len(X), dtype=dtype,
+                   corruption=corruption, stratified=stratified).initialize()
+    with lend_generator(net.criterion_, net.device, seeds["sampling"]):
+        net.partial_fit(X, y)
+    net.module_.eval()
+    return net
+
+
+def continue_net(net, X, y, seeds):
+    """Train a fitted net further (``warm_start``); return the number of epochs run.
+
+    A continuation must not replay the first call's sampling noise (the engine does the
+    same for the data order), so the sampling seed moves on with the history.
+    """
+    before = len(net.history)
+    with lend_generator(net.criterion_, net.device, seeds["sampling"] + before):
+        net.partial_fit(X, y)
+    net.module_.eval()
+    return len(net.history) - before
+
+
+def loss_curve(history):
+    """The training loss per epoch recorded in a skorch ``History``."""
+    return list(history[:, "train_loss"]) if len(history) else []
