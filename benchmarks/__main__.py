@@ -32,8 +32,14 @@ from skae.datasets import MNIST_ENV, load_mnist
 
 from . import figures
 from .common import provenance, publish
-from .models import family
-from .tables import classification_table, density_table, manifold_table, reconstruction_table
+from .models import architectures, family
+from .tables import (
+    architecture_table,
+    classification_table,
+    density_table,
+    manifold_table,
+    reconstruction_table,
+)
 
 HERE = pathlib.Path(__file__).parent
 RESULTS_DIR = HERE / "results"
@@ -43,45 +49,86 @@ DEFAULT_MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
 def quick(args):
     digits = load_digits()
     X_train, X_test, y_train, y_test = train_test_split(
-        digits.data, digits.target, train_size=1400, random_state=0, stratify=digits.target)
+        digits.data, digits.target, train_size=1400, random_state=0, stratify=digits.target
+    )
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
-    models_by_k = {k: family(k, bernoulli=False, max_iter=args.max_iter, hidden=(128,))
-                   for k in args.components}
+    models_by_k = {
+        k: family(k, bernoulli=False, max_iter=args.max_iter, hidden=(128,))
+        for k in args.components
+    }
     table, fitted = manifold_table(models_by_k, X_train, X_test, y_test)
     clf = skae.EncoderClassifier(
-        skae.StackedAE(n_components=30, hidden_layer_sizes=(128,), random_state=0),
-        random_state=0)
+        skae.StackedAE(n_components=30, hidden_layer_sizes=(128,), random_state=0), random_state=0
+    )
     classification = classification_table(clf, X_train, y_train, X_test, y_test, mnist=False)
 
+    by_k = {
+        k: architectures(
+            k, input_shape=(1, 8, 8), hidden=(128,), max_iter=args.max_iter, loss="mse"
+        )
+        for k in args.components
+    }
+    architecture = architecture_table(by_k, X_train, X_test, y_test)
+
     k = min(args.components)
-    figures.codes_2d({"PCA": fitted["PCA", k], "AutoEncoder": fitted["AutoEncoder", k]},
-                     X_test, y_test, RESULTS_DIR / "quick-codes-2d.png",
-                     f"digits test set, {k}-dim codes")
+    figures.codes_2d(
+        {"PCA": fitted["PCA", k], "AutoEncoder": fitted["AutoEncoder", k]},
+        X_test,
+        y_test,
+        RESULTS_DIR / "quick-codes-2d.png",
+        f"digits test set, {k}-dim codes",
+    )
     k = max(args.components)
     unscale = scaler.inverse_transform
-    figures.reconstructions({name: fitted[name, k] for name in models_by_k[k]}, X_test, (8, 8),
-                            RESULTS_DIR / "quick-reconstructions.png", unscale=unscale)
-    figures.loss_curves({name: fitted[name, k] for name in models_by_k[k]},
-                        RESULTS_DIR / "quick-loss-curves.png", f"digits, {k}-dim codes")
+    figures.reconstructions(
+        {name: fitted[name, k] for name in models_by_k[k]},
+        X_test,
+        (8, 8),
+        RESULTS_DIR / "quick-reconstructions.png",
+        unscale=unscale,
+    )
+    figures.loss_curves(
+        {name: fitted[name, k] for name in models_by_k[k]},
+        RESULTS_DIR / "quick-loss-curves.png",
+        f"digits, {k}-dim codes",
+    )
     return [
         "## Quick: scikit-learn's digits",
         "### Manifold comparison (standardised digits, 1,400 train / 397 test)",
-        (f"Every autoencoder: encoder 64-128-k, mirrored decoder, {args.max_iter} epochs at "
-        "most (Adam), squared error. Neighbour metrics on the test codes."),
+        (
+            f"Every autoencoder: encoder 64-128-k, mirrored decoder, {args.max_iter} epochs at "
+            "most (Adam), squared error. Neighbour metrics on the test codes."
+        ),
         "<!-- results:digits -->\n" + table + "\n<!-- /results:digits -->",
         "### Classification (digits)",
         classification,
+        "### Architectures (digits as 1x8x8 images)",
+        (
+            f"AutoEncoder with the default MLP 64-128-k and with ConvNet(input_shape=(1, 8, 8)) "
+            f"(stride-2 convolutions 1-32-64 channels, 8 -> 4 -> 2, a linear code layer; "
+            f"transposed convolutions back), {args.max_iter} epochs at most (Adam), squared "
+            "error on standardised pixels. Seconds per epoch: median of the fit's epochs."
+        ),
+        "<!-- results:digits-architectures -->\n"
+        + architecture
+        + "\n<!-- /results:digits-architectures -->",
         "Figures: `quick-codes-2d.png`, `quick-reconstructions.png`, `quick-loss-curves.png`.",
     ]
 
 
 def _reconstruction(args, data):
     X_train, X_test = data["X_train"], data["X_test"]
-    deep = {"hidden_layer_sizes": (1000, 500, 250), "loss": "bce", "random_state": 0,
-            "max_iter": args.max_iter, "batch_size": 256, "learning_rate": args.schedule,
-            "learning_rate_init": args.lr}
+    deep = {
+        "hidden_layer_sizes": (1000, 500, 250),
+        "loss": "bce",
+        "random_state": 0,
+        "max_iter": args.max_iter,
+        "batch_size": 256,
+        "learning_rate": args.schedule,
+        "learning_rate_init": args.lr,
+    }
     models = {
         "PCA": family(30, bernoulli=True, max_iter=1, hidden=())["PCA"],
         "LinearAE": skae.LinearAE(n_components=30, max_iter=args.linear_iter, random_state=0),
@@ -89,52 +136,94 @@ def _reconstruction(args, data):
         "StackedAE": skae.StackedAE(30, pretrain_iter=max(1, args.max_iter // 5), **deep),
         "DenoisingAE": skae.DenoisingAE(30, noise="masking", noise_level=0.1, **deep),
     }
-    paper = {"PCA": "13.87", "AutoEncoder": "3.00 (RBM-pretrained)",
-             "StackedAE": "3.00 (RBM-pretrained)"}
+    paper = {
+        "PCA": "13.87",
+        "AutoEncoder": "3.00 (RBM-pretrained)",
+        "StackedAE": "3.00 (RBM-pretrained)",
+    }
     table, fitted = reconstruction_table(models, X_train, X_test, paper)
-    figures.reconstructions({n: fitted[n] for n in ("PCA", "AutoEncoder", "StackedAE")},
-                            X_test, (28, 28), RESULTS_DIR / "full-reconstructions.png")
+    figures.reconstructions(
+        {n: fitted[n] for n in ("PCA", "AutoEncoder", "StackedAE")},
+        X_test,
+        (28, 28),
+        RESULTS_DIR / "full-reconstructions.png",
+    )
     figures.loss_curves(fitted, RESULTS_DIR / "full-loss-curves.png", "MNIST, 30-dim codes")
-    return ["### 1. Reconstruction (Hinton & Salakhutdinov 2006, Fig. 2)",
-            (f"Deep models 784-1000-500-250-30, ReLU, sigmoid output with cross-entropy, "
-             f"Adam (learning rate {args.lr:g}, {args.schedule} schedule), batch 256, at "
-             f"most {args.max_iter} epochs; LinearAE at most {args.linear_iter} L-BFGS "
-             "steps (float64). The paper's target: 3.00 for the deep autoencoder; "
-             "ours: within 15 minutes on 2 CPU cores."),
-            "<!-- results:mnist-reconstruction -->\n" + table
-            + "\n<!-- /results:mnist-reconstruction -->"]
+    return [
+        "### 1. Reconstruction (Hinton & Salakhutdinov 2006, Fig. 2)",
+        (
+            f"Deep models 784-1000-500-250-30, ReLU, sigmoid output with cross-entropy, "
+            f"Adam (learning rate {args.lr:g}, {args.schedule} schedule), batch 256, at "
+            f"most {args.max_iter} epochs; LinearAE at most {args.linear_iter} L-BFGS "
+            "steps (float64). The paper's target: 3.00 for the deep autoencoder; "
+            "ours: within 15 minutes on 2 CPU cores."
+        ),
+        "<!-- results:mnist-reconstruction -->\n"
+        + table
+        + "\n<!-- /results:mnist-reconstruction -->",
+    ]
 
 
 def _manifold(args, data):
     X_test, y_test = data["X_test"], data["y_test"]
-    manifold_models = {k: family(k, bernoulli=True, max_iter=args.manifold_iter,
-                                 hidden=(500, 250), linear_iter=args.linear_iter)
-                       for k in (2, 10, 30)}
+    manifold_models = {
+        k: family(
+            k,
+            bernoulli=True,
+            max_iter=args.manifold_iter,
+            hidden=(500, 250),
+            linear_iter=args.linear_iter,
+        )
+        for k in (2, 10, 30)
+    }
     X_train = data["X_train"][: args.manifold_train]
     table, fitted = manifold_table(manifold_models, X_train, X_test, y_test)
-    figures.codes_2d({"PCA": fitted["PCA", 2], "AutoEncoder": fitted["AutoEncoder", 2]},
-                     X_test, y_test, RESULTS_DIR / "full-codes-2d.png",
-                     "MNIST test set, 2-dim codes (cf. Hinton & Salakhutdinov 2006, Fig. 3)")
-    return ["### 2. Manifold comparison (MNIST)",
-            (f"Trained on the first {len(X_train)} images; autoencoders 784-500-250-k, "
-             f"cross-entropy, at most {args.manifold_iter} epochs (LinearAE: "
-             f"{args.linear_iter} L-BFGS steps); reconstruction on the 10,000 test "
-             "images, neighbour metrics on 2,000 of them."), table]
+    figures.codes_2d(
+        {"PCA": fitted["PCA", 2], "AutoEncoder": fitted["AutoEncoder", 2]},
+        X_test,
+        y_test,
+        RESULTS_DIR / "full-codes-2d.png",
+        "MNIST test set, 2-dim codes (cf. Hinton & Salakhutdinov 2006, Fig. 3)",
+    )
+    return [
+        "### 2. Manifold comparison (MNIST)",
+        (
+            f"Trained on the first {len(X_train)} images; autoencoders 784-500-250-k, "
+            f"cross-entropy, at most {args.manifold_iter} epochs (LinearAE: "
+            f"{args.linear_iter} L-BFGS steps); reconstruction on the 10,000 test "
+            "images, neighbour metrics on 2,000 of them."
+        ),
+        table,
+    ]
 
 
 def _classification(args, data):
-    stacked = skae.StackedAE(10, hidden_layer_sizes=(500, 500, 2000), loss="bce",
-                             pretrain_iter=args.pretrain_iter, max_iter=0, random_state=0)
-    clf = skae.EncoderClassifier(stacked, max_iter=args.max_iter, batch_size=256,
-                                 learning_rate=args.schedule, learning_rate_init=args.lr,
-                                 random_state=0)
-    return ["### 3. Classification (MNIST)",
-            (f"StackedAE 784-500-500-2000-10 pretrained layer by layer "
-             f"({args.pretrain_iter} epochs each), then fine-tuned with the labels for at "
-             f"most {args.max_iter} epochs (Adam, learning rate {args.lr:g}, "
-             f"{args.schedule} schedule; Hinton & Salakhutdinov's classifier architecture)."),
-            classification_table(clf, data["X_train"], data["y_train"], data["X_test"],
-                                 data["y_test"])]
+    stacked = skae.StackedAE(
+        10,
+        hidden_layer_sizes=(500, 500, 2000),
+        loss="bce",
+        pretrain_iter=args.pretrain_iter,
+        max_iter=0,
+        random_state=0,
+    )
+    clf = skae.EncoderClassifier(
+        stacked,
+        max_iter=args.max_iter,
+        batch_size=256,
+        learning_rate=args.schedule,
+        learning_rate_init=args.lr,
+        random_state=0,
+    )
+    return [
+        "### 3. Classification (MNIST)",
+        (
+            f"StackedAE 784-500-500-2000-10 pretrained layer by layer "
+            f"({args.pretrain_iter} epochs each), then fine-tuned with the labels for at "
+            f"most {args.max_iter} epochs (Adam, learning rate {args.lr:g}, "
+            f"{args.schedule} schedule; Hinton & Salakhutdinov's classifier architecture)."
+        ),
+        classification_table(clf, data["X_train"], data["y_train"], data["X_test"], data["y_test"]),
+    ]
 
 
 def _density(args, data):
@@ -142,19 +231,61 @@ def _density(args, data):
     X_train, X_test = data["X_train"], data["X_test"]
     binary_train = (rng.uniform(size=X_train.shape) < X_train).astype(np.float32)
     binary_test = (rng.uniform(size=X_test.shape) < X_test).astype(np.float32)
-    vae = skae.VariationalAE(50, hidden_layer_sizes=(200, 200), activation="tanh", loss="bce",
-                             max_iter=args.max_iter, batch_size=100,
-                             learning_rate=args.schedule, learning_rate_init=args.lr,
-                             random_state=0)
+    vae = skae.VariationalAE(
+        50,
+        hidden_layer_sizes=(200, 200),
+        activation="tanh",
+        loss="bce",
+        max_iter=args.max_iter,
+        batch_size=100,
+        learning_rate=args.schedule,
+        learning_rate_init=args.lr,
+        random_state=0,
+    )
     table, _ = density_table(vae, binary_train, binary_test, args.importance_samples)
-    return ["### 4. Density (binarised MNIST)",
-            (f"VAE 784-200-200-50 (tanh), at most {args.max_iter} epochs (Adam, learning "
-             f"rate {args.lr:g}, {args.schedule} schedule, batch 100). Fixed stochastic "
-             "binarisation (one Bernoulli draw per pixel, seed 0) of train and test; Burda "
-             "et al. 2016 use dynamic binarisation."), table]
+    return [
+        "### 4. Density (binarised MNIST)",
+        (
+            f"VAE 784-200-200-50 (tanh), at most {args.max_iter} epochs (Adam, learning "
+            f"rate {args.lr:g}, {args.schedule} schedule, batch 100). Fixed stochastic "
+            "binarisation (one Bernoulli draw per pixel, seed 0) of train and test; Burda "
+            "et al. 2016 use dynamic binarisation."
+        ),
+        table,
+    ]
 
 
-FULL_TABLES = {1: _reconstruction, 2: _manifold, 3: _classification, 4: _density}
+def _architectures(args, data):
+    X_train = data["X_train"][: args.manifold_train]
+    by_k = {
+        k: architectures(
+            k,
+            input_shape=(1, 28, 28),
+            hidden=(500, 250),
+            max_iter=args.manifold_iter,
+            loss="bce",
+            batch_size=256,
+        )
+        for k in (2, 10, 30)
+    }
+    table = architecture_table(by_k, X_train, data["X_test"], data["y_test"])
+    return [
+        "### 5. Architectures (MNIST as 1x28x28 images)",
+        (
+            f"Trained on the first {len(X_train)} images; AutoEncoder with the MLP "
+            f"784-500-250-k and with ConvNet(input_shape=(1, 28, 28)) (stride-2 "
+            "convolutions 1-32-64 channels, 28 -> 14 -> 7, a linear code layer; "
+            f"transposed convolutions back), cross-entropy, Adam 1e-3, batch 256, "
+            f"{args.manifold_iter} epochs at most; reconstruction on the 10,000 test "
+            "images, trustworthiness on 2,000 of them. Seconds per epoch: median."
+        ),
+        "<!-- results:mnist-architectures -->\n"
+        + table
+        + "\n<!-- /results:mnist-architectures -->",
+    ]
+
+
+FULL_TABLES = {1: _reconstruction, 2: _manifold, 3: _classification, 4: _density, 5: _architectures}
 
 
 def full(args, write):
@@ -164,10 +295,16 @@ def full(args, write):
     if path is None and MNIST_ENV not in os.environ and DEFAULT_MNIST.is_file():
         path = DEFAULT_MNIST  # this workplace's copy, when no other is named
     mnist = load_mnist(path)
-    data = {"X_train": mnist.X_train[: args.n_train], "y_train": mnist.y_train[: args.n_train],
-            "X_test": mnist.X_test, "y_test": mnist.y_test}
-    heading = (f"## Full {{}}: MNIST ({len(data['X_train'])} train / {len(data['X_test'])} "
-               f"test images, pixels in [0, 1], from {mnist.source})")
+    data = {
+        "X_train": mnist.X_train[: args.n_train],
+        "y_train": mnist.y_train[: args.n_train],
+        "X_test": mnist.X_test,
+        "y_test": mnist.y_test,
+    }
+    heading = (
+        f"## Full {{}}: MNIST ({len(data['X_train'])} train / {len(data['X_test'])} "
+        f"test images, pixels in [0, 1], from {mnist.source})"
+    )
     for number in args.tables:
         write(f"full-{number}", [heading.format(number), *FULL_TABLES[number](args, data)])
 
@@ -175,24 +312,54 @@ def full(args, write):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("quick", "full"), default="quick")
-    parser.add_argument("--data", type=pathlib.Path, default=None,
-                        help="MNIST .npz (full mode); default $SKAE_MNIST or ../shared/data")
+    parser.add_argument(
+        "--data",
+        type=pathlib.Path,
+        default=None,
+        help="MNIST .npz (full mode); default $SKAE_MNIST or ../shared/data",
+    )
     parser.add_argument("--components", type=int, nargs="+", default=[2, 10, 30])
-    parser.add_argument("--max-iter", type=int, default=None,
-                        help="epoch budget of each autoencoder (quick 200, full 40)")
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        default=None,
+        help="epoch budget of each autoencoder (quick 200, full 40)",
+    )
     parser.add_argument("--manifold-iter", type=int, default=10)
-    parser.add_argument("--linear-iter", type=int, default=200,
-                        help="L-BFGS steps of the LinearAE on MNIST (full mode)")
-    parser.add_argument("--lr", type=float, default=1e-3,
-                        help="Adam's initial learning rate of the deep models (full mode)")
-    parser.add_argument("--schedule", choices=("constant", "adaptive", "cosine"),
-                        default="cosine", help="their learning-rate schedule (full mode)")
-    parser.add_argument("--tables", type=int, nargs="+", choices=sorted(FULL_TABLES),
-                        default=sorted(FULL_TABLES), help="which MNIST tables (full mode)")
+    parser.add_argument(
+        "--linear-iter",
+        type=int,
+        default=200,
+        help="L-BFGS steps of the LinearAE on MNIST (full mode)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="Adam's initial learning rate of the deep models (full mode)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=("constant", "adaptive", "cosine"),
+        default="cosine",
+        help="their learning-rate schedule (full mode)",
+    )
+    parser.add_argument(
+        "--tables",
+        type=int,
+        nargs="+",
+        choices=sorted(FULL_TABLES),
+        default=sorted(FULL_TABLES),
+        help="which MNIST tables (full mode)",
+    )
     parser.add_argument("--pretrain-iter", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=60000)
-    parser.add_argument("--manifold-train", type=int, default=10000,
-                        help="training images of the manifold comparison (full mode)")
+    parser.add_argument(
+        "--manifold-train",
+        type=int,
+        default=10000,
+        help="training images of the manifold comparison (full mode)",
+    )
     parser.add_argument("--importance-samples", type=int, default=500)
     args = parser.parse_args(argv)
     args.max_iter = args.max_iter or (200 if args.mode == "quick" else 40)

@@ -55,30 +55,45 @@ def command(argv=None):
 
 def code_version():
     """The git commit the run's code came from, marked when the tree had uncommitted changes."""
+
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True,
-                                  text=True, check=False).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False
+            ).stdout.strip()
         except OSError:  # no git on this machine
             return ""
+
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "not a git checkout"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "skae", "benchmarks",
-                ":(exclude)benchmarks/results", ":(exclude)benchmarks/RESULTS.md")
+    dirty = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "skae",
+        "benchmarks",
+        ":(exclude)benchmarks/results",
+        ":(exclude)benchmarks/RESULTS.md",
+    )
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
 def provenance(argv=None):
     """Command, date, machine, versions and code, for the results file."""
-    return "\n".join([
-        f"- command: `{command(argv)}`",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
-        f"- machine: {machine()}",
-        (f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
-         f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}"),
-        f"- code: {code_version()}",
-    ])
+    return "\n".join(
+        [
+            f"- command: `{command(argv)}`",
+            f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+            f"- machine: {machine()}",
+            (
+                f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
+                f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}"
+            ),
+            f"- code: {code_version()}",
+        ]
+    )
 
 
 HERE = pathlib.Path(__file__).parent

@@ -10,7 +10,7 @@ import numpy as np
 def codes_2d(models, X, y, path, title):
     """The 2-D codes of X for each model side by side, coloured by label (H&S Fig. 3)."""
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.6))
-    for ax, (name, model) in zip(np.atleast_1d(axes), models.items()):
+    for ax, (name, model) in zip(np.atleast_1d(axes), models.items(), strict=True):
         Z = model.transform(X)
         scatter = ax.scatter(Z[:, 0], Z[:, 1], c=y, cmap="tab10", s=3, alpha=0.7)
         # a few outlying codes would otherwise squeeze the manifold into a corner

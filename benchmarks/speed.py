@@ -92,9 +92,16 @@ def hand_loop(X_np, hidden, k, batch_size, n_epochs, device):
 
 def skae_fit(X, hidden, k, batch_size, n_epochs, device):
     ae = skae.AutoEncoder(
-        n_components=k, hidden_layer_sizes=hidden, activation="relu", loss="mse",
-        batch_size=batch_size, max_iter=n_epochs, tol=0.0, n_iter_no_change=10**6,
-        device=device, random_state=0,
+        n_components=k,
+        hidden_layer_sizes=hidden,
+        activation="relu",
+        loss="mse",
+        batch_size=batch_size,
+        max_iter=n_epochs,
+        tol=0.0,
+        n_iter_no_change=10**6,
+        device=device,
+        random_state=0,
     )
     with warnings.catch_warnings():
         # max_iter is reached on purpose.
@@ -105,9 +112,16 @@ def skae_fit(X, hidden, k, batch_size, n_epochs, device):
 
 def skorch_default(X, hidden, k, batch_size, n_epochs, device):
     net = skorch.NeuralNet(
-        module=build_module(hidden, k, device), criterion=ReconstructionLoss("mse"),
-        optimizer=torch.optim.Adam, lr=LR, batch_size=batch_size, max_epochs=n_epochs,
-        train_split=None, device=device, verbose=0, iterator_train__shuffle=True,
+        module=build_module(hidden, k, device),
+        criterion=ReconstructionLoss("mse"),
+        optimizer=torch.optim.Adam,
+        lr=LR,
+        batch_size=batch_size,
+        max_epochs=n_epochs,
+        train_split=None,
+        device=device,
+        verbose=0,
+        iterator_train__shuffle=True,
     )
     torch.manual_seed(0)  # skorch's DataLoader shuffles with the global RNG
     net.fit(X, X)
@@ -137,8 +151,10 @@ def device_name(device):
 
 def load_mnist(path, n_samples):
     if not path.is_file():
-        sys.exit(f"error: MNIST not found at {path}; pass --data PATH to an .npz holding "
-                 "X_train (uint8, 60000 x 784), or set SKAE_MNIST.")
+        sys.exit(
+            f"error: MNIST not found at {path}; pass --data PATH to an .npz holding "
+            "X_train (uint8, 60000 x 784), or set SKAE_MNIST."
+        )
     with np.load(path) as data:
         if "X_train" not in data:
             sys.exit(f"error: {path} has no array 'X_train'; pass --data PATH to MNIST .npz.")
@@ -150,17 +166,30 @@ def parse_args(argv):
         prog="python -m benchmarks.speed", description=__doc__.split("\n")[0]
     )
     default_data = os.environ.get("SKAE_MNIST", str(REPO.parent / "shared/data/mnist.npz"))
-    parser.add_argument("--data", type=Path, default=Path(default_data),
-                        help="MNIST .npz with X_train (default: $SKAE_MNIST or %(default)s)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(default_data),
+        help="MNIST .npz with X_train (default: $SKAE_MNIST or %(default)s)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--n-samples", type=int, default=20000)
-    parser.add_argument("--epochs", type=int, default=6,
-                        help="timed epochs per method, after one warm-up epoch")
+    parser.add_argument(
+        "--epochs", type=int, default=6, help="timed epochs per method, after one warm-up epoch"
+    )
     parser.add_argument("--batch-size", type=int, nargs="+", default=[256])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads; torch's default when omitted")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="markdown output (default: benchmarks/results/speed-<device>.md)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads; torch's default when omitted",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown output (default: benchmarks/results/speed-<device>.md)",
+    )
     return parser.parse_args(argv)
 
 
@@ -194,53 +223,73 @@ def main(argv=None):
             default, default_loss = skorch_default(X, hidden, k, batch_size, n_epochs, device)
             print("skorch", file=sys.stderr, flush=True)
             t_hand, t_ours, t_default = median(hand), median(ours), median(default)
-            rows.append(f"| {name} | {batch_size} | {t_hand:.3f} | {t_ours:.3f} | "
-                        f"{t_default:.3f} | {t_ours / t_hand:.2f} | {t_default / t_hand:.2f} |")
-            loss_rows.append(f"| {name} | {batch_size} | {hand_loss:.3f} | {ours_loss:.3f} | "
-                             f"{default_loss:.3f} |")
+            rows.append(
+                f"| {name} | {batch_size} | {t_hand:.3f} | {t_ours:.3f} | "
+                f"{t_default:.3f} | {t_ours / t_hand:.2f} | {t_default / t_hand:.2f} |"
+            )
+            loss_rows.append(
+                f"| {name} | {batch_size} | {hand_loss:.3f} | {ours_loss:.3f} | "
+                f"{default_loss:.3f} |"
+            )
             if b == 0:
                 pca = PCA(n_components=k, random_state=0).fit(X)
                 ae_rate, pca_rate = best_rate(ae.transform, X), best_rate(pca.transform, X)
-                transform_rows.append(f"| {name} | {ae_rate:,.0f} | {pca_rate:,.0f} | "
-                                      f"{ae_rate / pca_rate:.2f} |")
+                transform_rows.append(
+                    f"| {name} | {ae_rate:,.0f} | {pca_rate:,.0f} | {ae_rate / pca_rate:.2f} |"
+                )
 
     lines = [
         f"# Training speed: skae vs a hand-written loop vs skorch defaults ({device})",
         "",
-        (f"Median epoch time over {args.epochs} timed epochs (one warm-up epoch dropped), "
-         f"{len(X)} MNIST images, Adam lr {LR:g}, squared error, ReLU."),
+        (
+            f"Median epoch time over {args.epochs} timed epochs (one warm-up epoch dropped), "
+            f"{len(X)} MNIST images, Adam lr {LR:g}, squared error, ReLU."
+        ),
         "",
     ]
     if args.epochs < MIN_TIMED_EPOCHS:
-        lines += [(f"**Warning: only {args.epochs} timed epochs (fewer than "
-                   f"{MIN_TIMED_EPOCHS}); the medians are not reliable.**"), ""]
+        lines += [
+            (
+                f"**Warning: only {args.epochs} timed epochs (fewer than "
+                f"{MIN_TIMED_EPOCHS}); the medians are not reliable.**"
+            ),
+            "",
+        ]
     tag = f"speed-{device.split(':')[0]}"
     lines += [
         f"<!-- results:{tag} -->",
-        ("| model | batch | hand-written loop (s) | skae (s) | skorch default (s) "
-         "| skae / hand | skorch default / hand |"),
+        (
+            "| model | batch | hand-written loop (s) | skae (s) | skorch default (s) "
+            "| skae / hand | skorch default / hand |"
+        ),
         "|---|---|---|---|---|---|---|",
         *rows,
         f"<!-- /results:{tag} -->",
         "",
-        ("Transform throughput on the same data (rows/s, best of 3; the AutoEncoder's "
-         "includes the copy to and from the device):"),
+        (
+            "Transform throughput on the same data (rows/s, best of 3; the AutoEncoder's "
+            "includes the copy to and from the device):"
+        ),
         "",
         "| model | skae AutoEncoder (rows/s) | PCA (rows/s) | AutoEncoder / PCA |",
         "|---|---|---|---|",
         *transform_rows,
         "",
-        ("Sanity check, mean training loss of the last epoch (SSE per image; the three "
-         "should be close):"),
+        (
+            "Sanity check, mean training loss of the last epoch (SSE per image; the three "
+            "should be close):"
+        ),
         "",
         "| model | batch | hand-written loop | skae | skorch default |",
         "|---|---|---|---|---|",
         *loss_rows,
         "",
         f"- device: {device} ({device_name(device)})",
-        (f"- torch {torch.__version__}, skorch {skorch.__version__}, "
-         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
-         f"Python {sys.version.split()[0]}"),
+        (
+            f"- torch {torch.__version__}, skorch {skorch.__version__}, "
+            f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
+            f"Python {sys.version.split()[0]}"
+        ),
         f"- command: `{shlex.join(['python', '-m', 'benchmarks.speed', *argv])}`",
     ]
     text = "\n".join(lines) + "\n"

@@ -20,4 +20,4 @@ __all__ = [
     "StackedAE",
     "VariationalAE",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"  # the one place the version is written

@@ -82,8 +82,9 @@ class MLP(BaseEstimator):
         sizes = _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes")
         if variational:
             return mlp_vae(n_features, sizes, n_components, self.activation)
-        return mlp_autoencoder(n_features, sizes, n_components, self.activation,
-                               code_activation=code_activation)
+        return mlp_autoencoder(
+            n_features, sizes, n_components, self.activation, code_activation=code_activation
+        )
 
     def init_weights(self, module, generator):
         """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
@@ -96,9 +97,13 @@ class MLP(BaseEstimator):
         encoder, decoder = module.encoder, module.decoder
         n = len(decoder)
         # new Sequentials of the same (shared) layers, numbered from 0
-        return [(nn.Sequential(*encoder[2 * i : 2 * i + 2]),
-                 nn.Sequential(*decoder[n - 2 * i - 2 : n - 2 * i]))
-                for i in range(len(encoder) // 2)]
+        return [
+            (
+                nn.Sequential(*encoder[2 * i : 2 * i + 2]),
+                nn.Sequential(*decoder[n - 2 * i - 2 : n - 2 * i]),
+            )
+            for i in range(len(encoder) // 2)
+        ]
 
 
 class ConvNet(BaseEstimator):
@@ -180,8 +185,14 @@ class ConvNet(BaseEstimator):
         shape = self.image_shape(n_features)
         if variational:
             return conv_vae(shape, channels, self.kernel_size, n_components, self.activation)
-        return conv_autoencoder(shape, channels, self.kernel_size, n_components,
-                                self.activation, code_activation=code_activation)
+        return conv_autoencoder(
+            shape,
+            channels,
+            self.kernel_size,
+            n_components,
+            self.activation,
+            code_activation=code_activation,
+        )
 
     def init_weights(self, module, generator):
         """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at

@@ -15,21 +15,50 @@ from .base import BaseAutoEncoder
 from .modules import ACTIVATIONS, init_weights, linear_autoencoder
 from .training import TRAINING_CONSTRAINTS
 
-_COMMON_PARAMETERS = """
-    solver : {{"adam", "lbfgs"}}, default="{solver}"
+
+class AutoEncoder(BaseAutoEncoder):
+    """A deep undercomplete MLP autoencoder as a scikit-learn transformer.
+
+    The encoder maps ``n_features -> *hidden_layer_sizes -> n_components`` (a linear code
+    layer); the decoder mirrors it. Trained with Adam to maximise the likelihood of the
+    input given its code.
+
+    Parameters
+    ----------
+    n_components : int or None, default=None
+        Size of the code. None: the code width of a module of your own, else 2. With a
+        module of your own, any other value than its code width is an error.
+    module : None, MLP, ConvNet or torch.nn.Module, default=None
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
+        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
+        of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
+        ``decode(codes) -> eta``, the output's natural parameter (the mean for
+        ``loss="mse"``, the logits for ``loss="bce"``), and may add ``mean(eta)``. Each fit
+        trains a deep copy that starts from its weights; parameters it creates lazily
+        (``nn.LazyLinear``) are drawn from ``random_state``.
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Widths of the default MLP encoder's hidden layers; the decoder uses them in
+        reverse. Only with ``module=None``.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the default MLP's hidden layers. Only with ``module=None``.
+    loss : {"mse", "bce"}, default="mse"
+        The output distribution: "mse" is a Gaussian likelihood (squared error), "bce" a
+        Bernoulli likelihood with a sigmoid output, for data in [0, 1].
+    solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
-    learning_rate : {{"constant", "adaptive", "cosine"}}, default="constant"
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
         Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
         "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
         monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
         decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
         epochs, anew in each call to ``fit``. Not used by L-BFGS.
-    max_iter : int, default={max_iter}
+    max_iter : int, default=200
         Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
         iterations). 0 keeps the initial weights.
     early_stopping : bool, default=False
@@ -40,7 +69,7 @@ _COMMON_PARAMETERS = """
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default={tol}
+    tol : float, default=0.0001
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
@@ -51,9 +80,9 @@ _COMMON_PARAMETERS = """
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
-"""
 
-_COMMON_ATTRIBUTES = """
+    Attributes
+    ----------
     module_ : torch.nn.Module
         The fitted module, with ``encode``, ``decode`` and ``mean``.
     net_ : skae.engine.AutoEncoderNet
@@ -72,35 +101,7 @@ _COMMON_ATTRIBUTES = """
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when X had string column names.
-"""
 
-
-class AutoEncoder(BaseAutoEncoder):
-    __doc__ = (
-        """A deep undercomplete MLP autoencoder as a scikit-learn transformer.
-
-    The encoder maps ``n_features -> *hidden_layer_sizes -> n_components`` (a linear code
-    layer); the decoder mirrors it. Trained with Adam to maximise the likelihood of the
-    input given its code.
-
-    Parameters
-    ----------
-    n_components : int, default=2
-        Size of the code.
-    hidden_layer_sizes : array-like of int, default=(128,)
-        Widths of the encoder's hidden layers; the decoder uses them in reverse.
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers.
-    loss : {"mse", "bce"}, default="mse"
-        The output distribution: "mse" is a Gaussian likelihood (squared error), "bce" a
-        Bernoulli likelihood with a sigmoid output, for data in [0, 1].
-"""
-        + _COMMON_PARAMETERS.format(solver="adam", max_iter=200, tol=1e-4)
-        + """
-    Attributes
-    ----------"""
-        + _COMMON_ATTRIBUTES
-        + """
     See Also
     --------
     LinearAE : The linear autoencoder, equivalent to PCA.
@@ -118,7 +119,6 @@ class AutoEncoder(BaseAutoEncoder):
     >>> ae.inverse_transform(ae.transform(X)).shape
     (1797, 64)
     """
-    )
 
     _parameter_constraints: ClassVar[dict] = {
         **BaseAutoEncoder._parameter_constraints,
@@ -194,17 +194,19 @@ class AutoEncoder(BaseAutoEncoder):
         return self.module
 
     def _build_module(self, X, n_components):
-        return self._architecture().build(X.shape[1], n_components,
-                                          variational=self._variational,
-                                          code_activation=self._code_activation())
+        return self._architecture().build(
+            X.shape[1],
+            n_components,
+            variational=self._variational,
+            code_activation=self._code_activation(),
+        )
 
     def _initialize_weights(self, module, X, generator):
         return self._architecture().init_weights(module, generator)
 
 
 class LinearAE(BaseAutoEncoder):
-    __doc__ = (
-        """The linear autoencoder: PCA learned by gradient descent.
+    """The linear autoencoder: PCA learned by gradient descent.
 
     Encoder ``z = W_e (x - mean_)`` and decoder ``x = W_d z + mean_``, no activations,
     trained with squared error. Its optimum projects onto the top ``n_components`` principal
@@ -221,9 +223,43 @@ class LinearAE(BaseAutoEncoder):
     ----------
     n_components : int, default=2
         Dimension of the subspace; at most ``n_features``.
-"""
-        + _COMMON_PARAMETERS.format(solver="lbfgs", max_iter=200, tol=1e-6)
-        + """
+
+    solver : {"adam", "lbfgs"}, default="lbfgs"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). 0 keeps the initial weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
+        ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
+        Without it, training stops when the training loss stalls in the same way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-06
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
+
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
@@ -233,9 +269,26 @@ class LinearAE(BaseAutoEncoder):
     explained_variance_ratio_ : ndarray of shape (n_components,)
         The same as a fraction of the total variance.
     mean_ : ndarray of shape (n_features,)
-        Per-feature mean of the training data."""
-        + _COMMON_ATTRIBUTES
-        + """
+        Per-feature mean of the training data.
+    module_ : torch.nn.Module
+        The fitted module, with ``encode``, ``decode`` and ``mean``.
+    net_ : skae.engine.AutoEncoderNet
+        The skorch net that trained it (its ``history`` is ``history_``).
+    history_ : skorch.history.History
+        One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
+    loss_curve_ : list of float
+        Mean training loss per epoch (per-sample loss summed over features).
+    validation_scores_ : list of float
+        Minus the validation loss per epoch, with ``early_stopping=True``.
+    n_iter_ : int
+        Number of epochs run.
+    device_ : str
+        The device it was trained on.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when X had string column names.
+
     See Also
     --------
     sklearn.decomposition.PCA : The closed-form solution it approaches.
@@ -250,7 +303,6 @@ class LinearAE(BaseAutoEncoder):
     >>> lae.components_.shape
     (5, 64)
     """
-    )
 
     loss = "mse"  # squared error is what makes the optimum PCA's subspace
     # The subspace is pinned down by second-order differences of the loss (excess loss

@@ -95,9 +95,17 @@ class NeuralNetMixin:
                 self.net_ = previous
                 raise
         else:
-            net = fit_net(module, self._objective(), X, y, self._settings(), seeds,
-                          dtype=self._torch_dtype, corruption=self._corruption(),
-                          stratified=stratified)
+            net = fit_net(
+                module,
+                self._objective(),
+                X,
+                y,
+                self._settings(),
+                seeds,
+                dtype=self._torch_dtype,
+                corruption=self._corruption(),
+                stratified=stratified,
+            )
             self.net_, self.device_ = net, net.device
             epochs = len(net.history)
         self._record_history(epochs)
@@ -250,8 +258,7 @@ class BaseAutoEncoder(
             generator = torch.Generator().manual_seed(seeds["weights"])
             module = self._initialize_weights(module, X, generator).to(self._torch_dtype)
             probe = torch.as_tensor(np.ascontiguousarray(X[:2]), dtype=self._torch_dtype)
-            self._n_features_out = check_module(module, probe, self.n_components,
-                                                self._variational)
+            self._n_features_out = check_module(module, probe, self.n_components, self._variational)
         return module
 
     def _training_rows(self, X):
@@ -349,9 +356,7 @@ class BaseAutoEncoder(
         X = self._validated(X)
         self._check_data(X)
         likelihood = self._likelihood
-        return -self._map(
-            lambda module, x: likelihood.loss(module.decode(encode(module, x)), x), X
-        )
+        return -self._map(lambda module, x: likelihood.loss(module.decode(encode(module, x)), x), X)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: higher is better, as ``GridSearchCV`` expects.

@@ -13,7 +13,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .autoencoder import _COMMON_PARAMETERS
 from .base import FLOAT_DTYPES, NeuralNetMixin
 from .modules import AutoEncoderModule, CodeClassifier, VAEModule, init_weights
 from .objectives import CrossEntropy
@@ -22,8 +21,7 @@ from .training import SEED_NAMES, TRAINING_CONSTRAINTS, named_seeds
 
 
 class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
-    __doc__ = (
-        """A classifier made of a pretrained autoencoder's encoder and a softmax layer.
+    """A classifier made of a pretrained autoencoder's encoder and a softmax layer.
 
     A randomly initialised softmax output layer is put on a copy of the autoencoder's
     encoder and the whole network is fine-tuned with the labels (cross-entropy): the
@@ -39,11 +37,44 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         ``StackedAE(n_components=32, hidden_layer_sizes=(128, 64), max_iter=0)``: greedy
         layer-wise pretraining only, as in the papers above, fine-tuning being left to the
         labels; seeded from ``random_state``, on ``device``. X must be what it was (or
-        will be) fitted on, e.g. scaled the same way."""
-        + _COMMON_PARAMETERS.format(solver="adam", max_iter=200, tol=1e-4).replace(
-            "Hold out", "Hold out a stratified"
-        )
-        + """
+        will be) fitted on, e.g. scaled the same way.
+    solver : {"adam", "lbfgs"}, default="adam"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). 0 keeps the initial weights.
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the data, stop when its loss has
+        not improved by ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the
+        best weights. Without it, training stops when the training loss stalls in the same
+        way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=0.0001
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
+
     Attributes
     ----------
     autoencoder_ : estimator
@@ -94,7 +125,6 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
     >>> bool(clf.score(X_test, y_test) > 0.9)
     True
     """
-    )
 
     _parameter_constraints: ClassVar[dict] = {
         "autoencoder": [None, HasMethods(["fit", "transform"])],
@@ -163,15 +193,23 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         with ``random_state`` set is deterministic end to end.
         """
         if self.autoencoder is None:
-            default = StackedAE(n_components=32, hidden_layer_sizes=(128, 64), max_iter=0,
-                                device=self.device, random_state=seed)
+            default = StackedAE(
+                n_components=32,
+                hidden_layer_sizes=(128, 64),
+                max_iter=0,
+                device=self.device,
+                random_state=seed,
+            )
             return default.fit(X)
         try:
             check_is_fitted(self.autoencoder)
         except NotFittedError:
             autoencoder = clone(self.autoencoder)
-            unseeded = {name: seed for name, value in autoencoder.get_params().items()
-                        if name.endswith("random_state") and value is None}
+            unseeded = {
+                name: seed
+                for name, value in autoencoder.get_params().items()
+                if name.endswith("random_state") and value is None
+            }
             autoencoder = autoencoder.set_params(**unseeded).fit(X)
         else:
             autoencoder = copy.deepcopy(self.autoencoder)

@@ -25,8 +25,9 @@ def _from_npz(path):
 def _from_openml(data_home):
     from sklearn.datasets import fetch_openml
 
-    X, y = fetch_openml("mnist_784", version=1, return_X_y=True, as_frame=False,
-                        data_home=data_home)
+    X, y = fetch_openml(
+        "mnist_784", version=1, return_X_y=True, as_frame=False, data_home=data_home
+    )
     y = y.astype(np.uint8)
     # OpenML keeps the official order: the 60,000 training images, then the 10,000 test ones.
     return X[:60000], y[:60000], X[60000:], y[60000:]
@@ -62,13 +63,16 @@ def load_mnist(path=None, *, data_home=None, download=True):
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"No MNIST file at {path}: pass path=... (or --data) or "
-                                    f"set {MNIST_ENV} to an .npz with X_train, y_train, "
-                                    "X_test, y_test.")
+            raise FileNotFoundError(
+                f"No MNIST file at {path}: pass path=... (or --data) or "
+                f"set {MNIST_ENV} to an .npz with X_train, y_train, "
+                "X_test, y_test."
+            )
         arrays, source = _from_npz(path), str(path)
     elif not download:
-        raise RuntimeError(f"MNIST is not available: no path given, {MNIST_ENV} is not set "
-                           "and download=False.")
+        raise RuntimeError(
+            f"MNIST is not available: no path given, {MNIST_ENV} is not set and download=False."
+        )
     else:
         try:
             arrays, source = _from_openml(data_home), "openml"
@@ -82,6 +86,9 @@ def load_mnist(path=None, *, data_home=None, download=True):
     X_train, y_train, X_test, y_test = arrays
     scale = np.float32(1 / 255.0)
     return Bunch(
-        X_train=X_train.astype(np.float32) * scale, y_train=np.asarray(y_train),
-        X_test=X_test.astype(np.float32) * scale, y_test=np.asarray(y_test), source=source,
+        X_train=X_train.astype(np.float32) * scale,
+        y_train=np.asarray(y_train),
+        X_test=X_test.astype(np.float32) * scale,
+        y_test=np.asarray(y_test),
+        source=source,
     )

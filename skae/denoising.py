@@ -19,16 +19,66 @@ class DenoisingAE(AutoEncoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Size of the code.
+    n_components : int or None, default=None
+        Size of the code. None: the code width of a module of your own, else 2. With a
+        module of your own, any other value than its code width is an error.
+    module : None, MLP, ConvNet or torch.nn.Module, default=None
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
+        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
+        of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
+        ``decode(codes) -> eta``, the output's natural parameter (the mean for
+        ``loss="mse"``, the logits for ``loss="bce"``), and may add ``mean(eta)``. Each fit
+        trains a deep copy that starts from its weights; parameters it creates lazily
+        (``nn.LazyLinear``) are drawn from ``random_state``.
     noise : {"gaussian", "masking", "salt_and_pepper"}, default="gaussian"
         Additive Gaussian noise; masking (a fraction of inputs set to 0); salt-and-pepper (a
         fraction set to the training data's per-feature minimum or maximum).
     noise_level : float, default=0.2
         The Gaussian noise's standard deviation, or the fraction of inputs corrupted.
-    **kwargs
-        The parameters of :class:`AutoEncoder` (``hidden_layer_sizes``, ``loss``,
-        ``max_iter``, ``random_state``, ...).
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Widths of the default MLP encoder's hidden layers; the decoder uses them in
+        reverse. Only with ``module=None``.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the default MLP's hidden layers. Only with ``module=None``.
+    loss : {"mse", "bce"}, default="mse"
+        The output distribution: "mse" is a Gaussian likelihood (squared error), "bce" a
+        Bernoulli likelihood with a sigmoid output, for data in [0, 1].
+    solver : {"adam", "lbfgs"}, default="adam"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). 0 keeps the initial weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
+        ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
+        Without it, training stops when the training loss stalls in the same way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=0.0001
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
 
     Attributes
     ----------

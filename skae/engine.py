@@ -124,10 +124,21 @@ class AutoEncoderNet(NeuralNet):
     silently broken module.
     """
 
-    def __init__(self, *args, dataset=DeviceTensors, iterator_train=TensorBatches,
-                 iterator_valid=TensorBatches, **kwargs):
-        super().__init__(*args, dataset=dataset, iterator_train=iterator_train,
-                         iterator_valid=iterator_valid, **kwargs)
+    def __init__(
+        self,
+        *args,
+        dataset=DeviceTensors,
+        iterator_train=TensorBatches,
+        iterator_valid=TensorBatches,
+        **kwargs,
+    ):
+        super().__init__(
+            *args,
+            dataset=dataset,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            **kwargs,
+        )
 
     def get_default_callbacks(self):
         # skorch's PassthroughScoring averages per-batch losses read with ``.item()``; the

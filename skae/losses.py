@@ -98,13 +98,14 @@ def log_importance_weights(module, x, n_draws, seed, likelihood, max_elements=2*
     widths = [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
     group = max(1, max_elements // max(1, len(x) * max([x.shape[-1], *widths])))
     for start in range(0, n_draws, group):
-        e = keyed_standard_normal(keys, start, min(start + group, n_draws), mu.shape[-1],
-                                  mu.dtype)
+        e = keyed_standard_normal(keys, start, min(start + group, n_draws), mu.shape[-1], mu.dtype)
         z = mu + std * e
         # log q from the standard-normal draw itself: (z - mu) / sigma loses the digits of
         # a narrow posterior to the rounding of z.
         log_q = -0.5 * (e.pow(2) + logvar + LOG_2PI).sum(dim=-1)
-        yield likelihood.log_prob(module.decode(z), x) + gaussian_log_density(z) - log_q
+        # the module contract decodes a 2-D batch of codes: draws and rows are flattened
+        eta = module.decode(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)
+        yield likelihood.log_prob(eta, x) + gaussian_log_density(z) - log_q
 
 
 def elbo(module, x, n_draws, seed, likelihood, max_elements=2**24):
@@ -122,8 +123,7 @@ def elbo(module, x, n_draws, seed, likelihood, max_elements=2**24):
     return total / n_draws
 
 
-def importance_weighted_log_likelihood(module, x, n_draws, seed, likelihood,
-                                       max_elements=2**24):
+def importance_weighted_log_likelihood(module, x, n_draws, seed, likelihood, max_elements=2**24):
     """Per-sample estimate of log p(x): log mean_k p(x, z_k) / q(z_k | x), z_k ~ q(z|x).
 
     Burda et al. (2016): a lower bound in expectation that tightens as ``n_draws`` grows.

@@ -67,8 +67,9 @@ def knn_accuracy(estimator, X, y, *, n_neighbors=5):
     # Ask for one more neighbour and drop each sample's own row.
     index = neighbours.kneighbors(Z, return_distance=False)
     own = index == np.arange(len(Z))[:, None]
-    others = np.where(own.any(axis=1)[:, None], index[~own].reshape(len(Z), -1),
-                      index[:, :-1])[:, :n_neighbors]
+    others = np.where(own.any(axis=1)[:, None], index[~own].reshape(len(Z), -1), index[:, :-1])[
+        :, :n_neighbors
+    ]
     votes = np.apply_along_axis(np.bincount, 1, y_codes[others], minlength=len(labels))
     return float(np.mean(votes.argmax(axis=1) == y_codes))
 

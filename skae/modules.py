@@ -171,8 +171,9 @@ class VAEModule(nn.Module):
         return self.decode(self.encode(x))
 
 
-def mlp_autoencoder(n_features, hidden_layer_sizes, n_components, activation,
-                    code_activation="identity"):
+def mlp_autoencoder(
+    n_features, hidden_layer_sizes, n_components, activation, code_activation="identity"
+):
     """A deep MLP autoencoder whose decoder mirrors the encoder's layer sizes."""
     sizes = [n_features, *hidden_layer_sizes, n_components]
     encoder = mlp(sizes, activation, last_activation=code_activation)
@@ -198,16 +199,16 @@ def conv_shapes(input_shape, channels, kernel_size):
     padding = kernel_size // 2
     for c in channels:
         _, h, w = shapes[-1]
-        shapes.append((c, (h + 2 * padding - kernel_size) // 2 + 1,
-                       (w + 2 * padding - kernel_size) // 2 + 1))
+        shapes.append(
+            (c, (h + 2 * padding - kernel_size) // 2 + 1, (w + 2 * padding - kernel_size) // 2 + 1)
+        )
     return shapes
 
 
 def _conv_block(layer, activation, shape_in):
     """A block on flat rows: unflatten to ``shape_in``, apply ``layer`` and ``activation``,
     flatten again."""
-    return nn.Sequential(nn.Unflatten(1, shape_in), layer, ACTIVATIONS[activation](),
-                         nn.Flatten())
+    return nn.Sequential(nn.Unflatten(1, shape_in), layer, ACTIVATIONS[activation](), nn.Flatten())
 
 
 def conv_stack(input_shape, channels, kernel_size, activation):
@@ -225,18 +226,26 @@ def conv_stack(input_shape, channels, kernel_size, activation):
     for depth, (shape_in, shape_out) in enumerate(itertools.pairwise(shapes)):
         conv = nn.Conv2d(shape_in[0], shape_out[0], kernel_size, stride=2, padding=padding)
         encoder.append(_conv_block(conv, activation, shape_in))
-        output_padding = [size - ((small - 1) * 2 - 2 * padding + kernel_size)
-                          for size, small in zip(shape_in[1:], shape_out[1:])]
-        deconv = nn.ConvTranspose2d(shape_out[0], shape_in[0], kernel_size, stride=2,
-                                    padding=padding, output_padding=tuple(output_padding))
-        decoder.insert(0, _conv_block(deconv, "identity" if depth == 0 else activation,
-                                      shape_out))
+        output_padding = [
+            size - ((small - 1) * 2 - 2 * padding + kernel_size)
+            for size, small in zip(shape_in[1:], shape_out[1:], strict=True)
+        ]
+        deconv = nn.ConvTranspose2d(
+            shape_out[0],
+            shape_in[0],
+            kernel_size,
+            stride=2,
+            padding=padding,
+            output_padding=tuple(output_padding),
+        )
+        decoder.insert(0, _conv_block(deconv, "identity" if depth == 0 else activation, shape_out))
     top = shapes[-1]
     return encoder, decoder, top[0] * top[1] * top[2]
 
 
-def conv_autoencoder(input_shape, channels, kernel_size, n_components, activation,
-                     code_activation="identity"):
+def conv_autoencoder(
+    input_shape, channels, kernel_size, n_components, activation, code_activation="identity"
+):
     """A convolutional autoencoder on flat rows holding ``input_shape`` images.
 
     Encoder: the blocks of :func:`conv_stack`, then a linear code layer; decoder: a linear

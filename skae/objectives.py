@@ -99,8 +99,9 @@ def jacobian_sq_norm_autograd(module, x):
         z = encode(module, x)
         total = x.new_zeros(len(x))
         for j in range(z.shape[1]):
-            (grad,) = torch.autograd.grad(z[:, j].sum(), x, create_graph=keep_graph,
-                                          retain_graph=True)
+            (grad,) = torch.autograd.grad(
+                z[:, j].sum(), x, create_graph=keep_graph, retain_graph=True
+            )
             total = total + grad.pow(2).flatten(1).sum(dim=1)
     return total if keep_graph else total.detach()
 

@@ -30,8 +30,18 @@ class ContractiveAE(AutoEncoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Size of the code.
+    n_components : int or None, default=None
+        Size of the code. None: the code width of a module of your own, else 2. With a
+        module of your own, any other value than its code width is an error.
+    module : None, MLP, ConvNet or torch.nn.Module, default=None
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
+        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
+        of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
+        ``decode(codes) -> eta``, the output's natural parameter (the mean for
+        ``loss="mse"``, the logits for ``loss="bce"``), and may add ``mean(eta)``. Each fit
+        trains a deep copy that starts from its weights; parameters it creates lazily
+        (``nn.LazyLinear``) are drawn from ``random_state``.
     contraction : float, default=0.1
         Weight of the contractive penalty. Both terms are sums (the reconstruction over
         features, the penalty over the Jacobian's entries). On standardised digits 0.1
@@ -39,9 +49,49 @@ class ContractiveAE(AutoEncoder):
         and 1.0 cuts it sevenfold. The Jacobian is in code units per input unit, so the
         same weight acts more strongly on inputs with a smaller range (data in [0, 1]).
         0 is the plain :class:`AutoEncoder`.
-    **kwargs
-        The parameters of :class:`AutoEncoder` (``hidden_layer_sizes``, ``activation``,
-        ``loss``, ``max_iter``, ``random_state``, ...).
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Widths of the default MLP encoder's hidden layers; the decoder uses them in
+        reverse. Only with ``module=None``.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the default MLP's hidden layers. Only with ``module=None``.
+    loss : {"mse", "bce"}, default="mse"
+        The output distribution: "mse" is a Gaussian likelihood (squared error), "bce" a
+        Bernoulli likelihood with a sigmoid output, for data in [0, 1].
+    solver : {"adam", "lbfgs"}, default="adam"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). 0 keeps the initial weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
+        ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
+        Without it, training stops when the training loss stalls in the same way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=0.0001
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
 
     Attributes
     ----------
@@ -143,8 +193,18 @@ class SparseAE(AutoEncoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Size of the code. Sparse codes are often wider than the input's intrinsic dimension.
+    n_components : int or None, default=None
+        Size of the code. None: the code width of a module of your own, else 2. With a
+        module of your own, any other value than its code width is an error.
+    module : None, MLP, ConvNet or torch.nn.Module, default=None
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
+        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
+        of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
+        ``decode(codes) -> eta``, the output's natural parameter (the mean for
+        ``loss="mse"``, the logits for ``loss="bce"``), and may add ``mean(eta)``. Each fit
+        trains a deep copy that starts from its weights; parameters it creates lazily
+        (``nn.LazyLinear``) are drawn from ``random_state``.
     sparsity : {"kl", "l1"}, default="kl"
         The penalty: KL divergence from a target mean activation, or L1 norm.
     sparsity_weight : float, default=1.0
@@ -154,9 +214,49 @@ class SparseAE(AutoEncoder):
         :class:`AutoEncoder` with sigmoid ("kl") or ReLU ("l1") codes.
     sparsity_target : float, default=0.05
         The target mean activation ``rho`` of each code unit, for ``sparsity="kl"``.
-    **kwargs
-        The parameters of :class:`AutoEncoder` (``hidden_layer_sizes``, ``activation``,
-        ``loss``, ``max_iter``, ``random_state``, ...).
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Widths of the default MLP encoder's hidden layers; the decoder uses them in
+        reverse. Only with ``module=None``.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the default MLP's hidden layers. Only with ``module=None``.
+    loss : {"mse", "bce"}, default="mse"
+        The output distribution: "mse" is a Gaussian likelihood (squared error), "bce" a
+        Bernoulli likelihood with a sigmoid output, for data in [0, 1].
+    solver : {"adam", "lbfgs"}, default="adam"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). 0 keeps the initial weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
+        ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
+        Without it, training stops when the training loss stalls in the same way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=0.0001
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
 
     Attributes
     ----------

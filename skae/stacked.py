@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .autoencoder import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, AutoEncoder
+from .autoencoder import AutoEncoder
 from .engine import map_batches
 from .likelihoods import LIKELIHOODS
 from .modules import AutoEncoderModule
@@ -17,8 +17,7 @@ from .training import fit_net, loss_curve, named_seeds
 
 
 class StackedAE(AutoEncoder):
-    __doc__ = (
-        """A deep autoencoder initialised by greedy layer-wise pretraining, then fine-tuned.
+    """A deep autoencoder initialised by greedy layer-wise pretraining, then fine-tuned.
 
     The stack ``n_features -> *hidden_layer_sizes -> n_components`` is built one layer at a
     time (Hinton & Salakhutdinov 2006; Bengio et al. 2007): a shallow autoencoder
@@ -35,13 +34,23 @@ class StackedAE(AutoEncoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Size of the code.
+    n_components : int or None, default=None
+        Size of the code. None: the code width of a module of your own, else 2. With a
+        module of your own, any other value than its code width is an error.
+    module : None, MLP, ConvNet or torch.nn.Module, default=None
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
+        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
+        of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
+        ``decode(codes) -> eta``, the output's natural parameter (the mean for
+        ``loss="mse"``, the logits for ``loss="bce"``), and may add ``mean(eta)``. Each fit
+        trains a deep copy that starts from its weights; parameters it creates lazily
+        (``nn.LazyLinear``) are drawn from ``random_state``.
     hidden_layer_sizes : array-like of int, default=(128, 64)
-        Widths of the encoder's hidden layers, one shallow autoencoder each (plus one for
-        the code); the decoder uses them in reverse.
+        Widths of the default MLP encoder's hidden layers; the decoder uses them in
+        reverse. Only with ``module=None``.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers.
+        Activation of the default MLP's hidden layers. Only with ``module=None``.
     loss : {"mse", "bce"}, default="mse"
         The output distribution: "mse" is a Gaussian likelihood (squared error), "bce" a
         Bernoulli likelihood with a sigmoid output, for data in [0, 1].
@@ -55,20 +64,69 @@ class StackedAE(AutoEncoder):
         layer's input range). None pretrains plain autoencoders. Fine-tuning is noiseless.
     pretrain_noise_level : float, default=0.0
         The Gaussian noise's standard deviation, or the fraction of inputs corrupted.
-"""
-        + _COMMON_PARAMETERS.format(solver="adam", max_iter=200, tol=1e-4).replace(
-            "0 keeps the initial weights.", "Of the fine-tuning; 0 keeps the pretrained weights."
-        )
-        + """
+
+    solver : {"adam", "lbfgs"}, default="adam"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). Of the fine-tuning; 0 keeps the pretrained weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
+        ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
+        Without it, training stops when the training loss stalls in the same way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=0.0001
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
+
     Attributes
     ----------
     pretrained_layers_ : list of torch.nn.Module
         The shallow autoencoders as pretraining left them (on the CPU), bottom first, each
         with ``encode``, ``decode`` and ``mean``.
     pretrain_loss_curves_ : list of list of float
-        Each shallow autoencoder's mean training loss per epoch, bottom first."""
-        + _COMMON_ATTRIBUTES.replace("Mean training loss", "Mean fine-tuning loss")
-        + """
+        Each shallow autoencoder's mean training loss per epoch, bottom first.
+    module_ : torch.nn.Module
+        The fitted module, with ``encode``, ``decode`` and ``mean``.
+    net_ : skae.engine.AutoEncoderNet
+        The skorch net that trained it (its ``history`` is ``history_``).
+    history_ : skorch.history.History
+        One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
+    loss_curve_ : list of float
+        Mean fine-tuning loss per epoch (per-sample loss summed over features).
+    validation_scores_ : list of float
+        Minus the validation loss per epoch, with ``early_stopping=True``.
+    n_iter_ : int
+        Number of epochs run.
+    device_ : str
+        The device it was trained on.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when X had string column names.
+
     See Also
     --------
     AutoEncoder : The same network trained from random weights.
@@ -86,7 +144,6 @@ class StackedAE(AutoEncoder):
     >>> len(sae.pretrain_loss_curves_), sae.transform(X).shape
     (3, (1797, 8))
     """
-    )
 
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
@@ -179,8 +236,16 @@ class StackedAE(AutoEncoder):
             seeds = named_seeds(seed)
             architecture.init_weights(shallow, torch.Generator().manual_seed(seeds["weights"]))
             likelihood = self._likelihood if depth == 0 else LIKELIHOODS["mse"]
-            net = fit_net(shallow, Reconstruction(likelihood), inputs, None, settings, seeds,
-                          dtype=self._torch_dtype, corruption=self._layer_corruption(inputs))
+            net = fit_net(
+                shallow,
+                Reconstruction(likelihood),
+                inputs,
+                None,
+                settings,
+                seeds,
+                dtype=self._torch_dtype,
+                corruption=self._layer_corruption(inputs),
+            )
             if depth < len(blocks) - 1:
                 # the fixed encoder's codes, computed on the device, feed the next level
                 inputs = map_batches(shallow.encode, inputs, net.device, self._torch_dtype)

@@ -117,8 +117,11 @@ def optimizer(settings):
     if settings["solver"] == "lbfgs":
         # torch's default history of 100 corrections: with scipy's 10 the linear AE
         # stalled near saddle subspaces (measured on digits, several seeds).
-        return {"optimizer": torch.optim.LBFGS, "lr": 1.0,
-                "optimizer__line_search_fn": "strong_wolfe"}
+        return {
+            "optimizer": torch.optim.LBFGS,
+            "lr": 1.0,
+            "optimizer__line_search_fn": "strong_wolfe",
+        }
     return {"optimizer": torch.optim.Adam, "lr": settings["learning_rate_init"]}
 
 
@@ -128,23 +131,39 @@ def lr_schedule(settings, monitor):
         return None
     if settings["learning_rate"] == "adaptive":
         return LRScheduler(
-            ReduceLROnPlateau, monitor=monitor, factor=0.2, patience=1,
-            threshold=settings["tol"], threshold_mode="rel", event_name="learning_rate",
+            ReduceLROnPlateau,
+            monitor=monitor,
+            factor=0.2,
+            patience=1,
+            threshold=settings["tol"],
+            threshold_mode="rel",
+            event_name="learning_rate",
         )
     # last_epoch=-1: every call to fit starts its own cycle from learning_rate_init
-    return LRScheduler(LambdaLR, lr_lambda=CosineDecay(max(settings["max_iter"], 1)),
-                       last_epoch=-1, event_name="learning_rate")
+    return LRScheduler(
+        LambdaLR,
+        lr_lambda=CosineDecay(max(settings["max_iter"], 1)),
+        last_epoch=-1,
+        event_name="learning_rate",
+    )
 
 
-def make_net(module, objective, settings, seeds, n_samples, *, dtype, corruption=None,
-             stratified=False):
+def make_net(
+    module, objective, settings, seeds, n_samples, *, dtype, corruption=None, stratified=False
+):
     """An uninitialised :class:`~skae.engine.AutoEncoderNet` for ``module`` and ``objective``."""
     monitor = "valid_loss" if settings["early_stopping"] else "train_loss"
     callbacks = [
-        ("stopper", EarlyStopping(
-            monitor=monitor, patience=settings["n_iter_no_change"], threshold=settings["tol"],
-            threshold_mode="rel", load_best=settings["early_stopping"],
-        )),
+        (
+            "stopper",
+            EarlyStopping(
+                monitor=monitor,
+                patience=settings["n_iter_no_change"],
+                threshold=settings["tol"],
+                threshold_mode="rel",
+                load_best=settings["early_stopping"],
+            ),
+        ),
     ]
     schedule = lr_schedule(settings, monitor)
     if schedule is not None:
@@ -153,8 +172,9 @@ def make_net(module, objective, settings, seeds, n_samples, *, dtype, corruption
         callbacks.append(("progress", ProgressBar()))
     train_split = None
     if settings["early_stopping"]:
-        train_split = ValidSplit(settings["validation_fraction"], stratified=stratified,
-                                 random_state=seeds["split"])
+        train_split = ValidSplit(
+            settings["validation_fraction"], stratified=stratified, random_state=seeds["split"]
+        )
     return AutoEncoderNet(
         module.to(dtype),
         criterion=objective,
@@ -173,11 +193,18 @@ def make_net(module, objective, settings, seeds, n_samples, *, dtype, corruption
     )
 
 
-def fit_net(module, objective, X, y, settings, seeds, *, dtype, corruption=None,
-            stratified=False):
+def fit_net(module, objective, X, y, settings, seeds, *, dtype, corruption=None, stratified=False):
     """Train ``module`` on ``X`` (and ``y``) from scratch; return the trained net."""
-    net = make_net(module, objective, settings, seeds, len(X), dtype=dtype,
-                   corruption=corruption, stratified=stratified).initialize()
+    net = make_net(
+        module,
+        objective,
+        settings,
+        seeds,
+        len(X),
+        dtype=dtype,
+        corruption=corruption,
+        stratified=stratified,
+    ).initialize()
     with lend_generator(net.criterion_, net.device, seeds["sampling"]):
         net.partial_fit(X, y)
     net.module_.eval()

@@ -7,7 +7,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from .autoencoder import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, AutoEncoder
+from .autoencoder import AutoEncoder
 from .losses import elbo, importance_weighted_log_likelihood
 from .objectives import ELBO
 from .training import named_seeds
@@ -19,8 +19,7 @@ N_ELBO_SAMPLES = 50
 
 
 class VariationalAE(AutoEncoder):
-    __doc__ = (
-        """The variational autoencoder (Kingma & Welling 2014) as a scikit-learn transformer.
+    """The variational autoencoder (Kingma & Welling 2014) as a scikit-learn transformer.
 
     The encoder is a Gaussian posterior q(z|x) = N(mu(x), diag(sigma^2(x))): an MLP trunk
     ``n_features -> *hidden_layer_sizes`` with two linear heads for the mean and the
@@ -47,12 +46,24 @@ class VariationalAE(AutoEncoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Dimension of the latent code z.
+    n_components : int or None, default=None
+        Dimension of the latent code z. None: the code width of a module of your own, else 2. With a
+        module of your own, any other value than its code width is an error.
+    module : None, MLP, ConvNet or torch.nn.Module, default=None
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
+        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        are searchable as nested parameters (``module__channels``); both build a trunk with
+        two linear heads for the posterior's mean and log-variance. A ``torch.nn.Module``
+        of your own works on flat rows with ``posterior(x) -> (mean, logvar)`` (2-D each)
+        and ``decode(z) -> eta``, the output's natural parameter, and may add ``encode``
+        (else the posterior mean) and ``mean(eta)``. Each fit trains a deep copy that
+        starts from its weights; parameters it creates lazily are drawn from
+        ``random_state``.
     hidden_layer_sizes : array-like of int, default=(128,)
-        Widths of the encoder trunk's hidden layers; the decoder uses them in reverse.
+        Widths of the default MLP encoder's hidden layers; the decoder uses them in
+        reverse. Only with ``module=None``.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers.
+        Activation of the default MLP's hidden layers. Only with ``module=None``.
     loss : {"mse", "bce"}, default="mse"
         The decoder's likelihood: "mse" a unit-variance Gaussian, "bce" a Bernoulli with a
         sigmoid output, for data in [0, 1].
@@ -60,21 +71,68 @@ class VariationalAE(AutoEncoder):
         Weight of the KL term in the training loss (beta-VAE, Higgins et al. 2017): above 1
         it pushes the posterior towards the prior. ``score_samples`` reports the ELBO with
         ``beta=1`` whatever its value, as only that is a bound on log p(x).
-"""
-        + _COMMON_PARAMETERS.format(solver="adam", max_iter=200, tol=1e-4).replace(
-            "default=1e-3\n        Adam's learning rate.",
-            "default=1e-2\n        Adam's learning rate. Ten times AutoEncoder's: the ELBO's "
-            "gradients are noisy\n        and small, and at 1e-3 a VAE on digits is still far "
-            "from converged after 200\n        epochs. Lower it for large data sets, where an "
-            "epoch has many more steps: a\n        784-200-200-50 tanh VAE on binarised MNIST "
-            "(60,000 rows, batch 100) stalled\n        at a test -ELBO of 213 nats with 1e-2 "
-            "and reached 111 with 1e-3 (10 epochs).",
-        )
-        + """
+
+    solver : {"adam", "lbfgs"}, default="adam"
+        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
+        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-2
+        Adam's learning rate. Ten times AutoEncoder's: the ELBO's gradients are noisy
+        and small, and at 1e-3 a VAE on digits is still far from converged after 200
+        epochs. Lower it for large data sets, where an epoch has many more steps: a
+        784-200-200-50 tanh VAE on binarised MNIST (60,000 rows, batch 100) stalled
+        at a test -ELBO of 213 nats with 1e-2 and reached 111 with 1e-3 (10 epochs).
+    learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
+        Adam's learning-rate schedule, per epoch. "constant" keeps ``learning_rate_init``;
+        "adaptive" divides it by 5 each time two consecutive epochs fail to improve the
+        monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
+        decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
+        epochs, anew in each call to ``fit``. Not used by L-BFGS.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
+        iterations). 0 keeps the initial weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
+        ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
+        Without it, training stops when the training loss stalls in the same way.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=0.0001
+        Relative improvement of the monitored loss that counts as progress.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling (and any noise) through local torch generators;
+        the global seeds are never touched. An int gives bit-identical results on the CPU.
+    verbose : int, default=0
+        1 prints a progress bar and a line per epoch; 0 is silent.
+    warm_start : bool, default=False
+        Continue training the fitted module on the next call to ``fit``.
+
     Attributes
-    ----------"""
-        + _COMMON_ATTRIBUTES
-        + """
+    ----------
+    module_ : torch.nn.Module
+        The fitted module, with ``encode``, ``decode`` and ``mean``.
+    net_ : skae.engine.AutoEncoderNet
+        The skorch net that trained it (its ``history`` is ``history_``).
+    history_ : skorch.history.History
+        One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
+    loss_curve_ : list of float
+        Mean training loss per epoch (per-sample loss summed over features).
+    validation_scores_ : list of float
+        Minus the validation loss per epoch, with ``early_stopping=True``.
+    n_iter_ : int
+        Number of epochs run.
+    device_ : str
+        The device it was trained on.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when X had string column names.
+
     See Also
     --------
     AutoEncoder : The deterministic autoencoder with the same layers.
@@ -112,7 +170,6 @@ class VariationalAE(AutoEncoder):
     >>> vae.sample(3, random_state=0).shape
     (3, 64)
     """
-    )
 
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
@@ -174,8 +231,9 @@ class VariationalAE(AutoEncoder):
 
     def _seed(self, random_state):
         """The seed of a method's draws: its ``random_state``, else the estimator's."""
-        return named_seeds(self.random_state if random_state is None else random_state,
-                           ("draws",))["draws"]
+        return named_seeds(self.random_state if random_state is None else random_state, ("draws",))[
+            "draws"
+        ]
 
     def _per_sample(self, X, estimate, n_draws, random_state):
         """``estimate(module, x, n_draws, seed)`` per row of X, in X's precision."""
@@ -204,7 +262,9 @@ class VariationalAE(AutoEncoder):
         """
         likelihood = self._likelihood
         return self._per_sample(
-            X, lambda module, x, n, seed: elbo(module, x, n, seed, likelihood), N_ELBO_SAMPLES,
+            X,
+            lambda module, x, n, seed: elbo(module, x, n, seed, likelihood),
+            N_ELBO_SAMPLES,
             None,
         )
 
@@ -277,6 +337,10 @@ class VariationalAE(AutoEncoder):
         # net_.device, not device_: a model trained on a GPU may be loaded on a CPU.
         device = self.net_.device
         generator = torch.Generator(device=device).manual_seed(self._seed(random_state))
-        Z = torch.randn((n_samples, self._n_features_out), generator=generator,
-                        device=device, dtype=torch.float64)
+        Z = torch.randn(
+            (n_samples, self._n_features_out),
+            generator=generator,
+            device=device,
+            dtype=torch.float64,
+        )
         return self.inverse_transform(Z.cpu().numpy())

@@ -40,8 +40,7 @@ def test_shapes_and_fitted_attributes(digits):
     assert ae.n_iter_ == len(ae.loss_curve_) == 7
     assert ae.device_ in ("cpu", "cuda")
     assert isinstance(ae.module_, torch.nn.Module)
-    assert [m.out_features for m in ae.module_.encoder if hasattr(m, "out_features")] == [
-        16, 8, 3]
+    assert [m.out_features for m in ae.module_.encoder if hasattr(m, "out_features")] == [16, 8, 3]
     assert not hasattr(ae, "validation_scores_")
 
 
@@ -69,8 +68,9 @@ def test_score_samples_flags_anomalies(digits, rng):
 
 def test_pipeline_and_grid_search(digits):
     X, _, y, _ = digits
-    pipe = make_pipeline(StandardScaler(), AutoEncoder(max_iter=30, random_state=0),
-                         LogisticRegression(max_iter=500))
+    pipe = make_pipeline(
+        StandardScaler(), AutoEncoder(max_iter=30, random_state=0), LogisticRegression(max_iter=500)
+    )
     search = GridSearchCV(pipe, {"autoencoder__n_components": [4, 8]}, cv=3).fit(X, y)
     assert search.best_params_ == {"autoencoder__n_components": 8}
     assert search.best_score_ > 0.6  # chance is 0.1
@@ -78,8 +78,9 @@ def test_pipeline_and_grid_search(digits):
 
 def test_grid_search_uses_score_without_a_scorer(digits):
     X, *_ = digits
-    search = GridSearchCV(AutoEncoder(max_iter=30, random_state=0),
-                          {"n_components": [2, 16]}, cv=2).fit(X)
+    search = GridSearchCV(
+        AutoEncoder(max_iter=30, random_state=0), {"n_components": [2, 16]}, cv=2
+    ).fit(X)
     # A larger code reconstructs better, so it has the higher (less negative) score.
     assert search.best_params_ == {"n_components": 16}
     assert search.best_score_ < 0
@@ -91,8 +92,10 @@ def test_pickle_round_trip(digits, Estimator):
     est = Estimator(n_components=3, max_iter=5, random_state=0).fit(X)
     loaded = pickle.loads(pickle.dumps(est))
     assert_array_equal(loaded.transform(X_test), est.transform(X_test))
-    assert_array_equal(loaded.inverse_transform(est.transform(X_test)),
-                       est.inverse_transform(est.transform(X_test)))
+    assert_array_equal(
+        loaded.inverse_transform(est.transform(X_test)),
+        est.inverse_transform(est.transform(X_test)),
+    )
 
 
 def test_random_state_gives_bit_identical_results_on_cpu(digits):
@@ -114,9 +117,14 @@ def test_fit_leaves_global_rng_untouched(digits):
     assert_array_equal(np.random.get_state()[1], np_state)
 
 
-@pytest.mark.parametrize("dtype, out_dtype", [
-    (np.float32, np.float32), (np.float64, np.float64), (np.int64, np.float64),
-])
+@pytest.mark.parametrize(
+    "dtype, out_dtype",
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.int64, np.float64),
+    ],
+)
 def test_output_dtype_follows_input(digits, dtype, out_dtype):
     X = (digits[0] * 4).astype(dtype)
     ae = AutoEncoder(n_components=2, max_iter=3, random_state=0).fit(X)
@@ -133,15 +141,25 @@ def test_lists_and_dataframes(digits):
     assert_array_equal(ae.get_feature_names_out(), ["autoencoder0", "autoencoder1"])
     out = ae.set_output(transform="pandas").transform(df)
     assert list(out.columns) == ["autoencoder0", "autoencoder1"]
-    assert_allclose(AutoEncoder(n_components=2, max_iter=3, random_state=0)
-                    .fit(X[:, :5].tolist()).transform(X[:, :5]), out.to_numpy())
+    assert_allclose(
+        AutoEncoder(n_components=2, max_iter=3, random_state=0)
+        .fit(X[:, :5].tolist())
+        .transform(X[:, :5]),
+        out.to_numpy(),
+    )
 
 
 def test_early_stopping_restores_best_weights(digits):
     X, *_ = digits
     # A large learning rate makes the validation loss noisy, so the last epoch is not the best.
-    ae = AutoEncoder(n_components=4, early_stopping=True, learning_rate_init=3e-2,
-                     n_iter_no_change=3, max_iter=100, random_state=0).fit(X)
+    ae = AutoEncoder(
+        n_components=4,
+        early_stopping=True,
+        learning_rate_init=3e-2,
+        n_iter_no_change=3,
+        max_iter=100,
+        random_state=0,
+    ).fit(X)
     valid_losses = np.asarray(ae.history_[:, "valid_loss"])
     assert ae.n_iter_ < 100
     assert valid_losses[-1] > valid_losses.min()
@@ -157,8 +175,9 @@ def test_early_stopping_restores_best_weights(digits):
 
 def test_stops_when_training_loss_stalls(digits):
     X, *_ = digits
-    ae = AutoEncoder(n_components=2, tol=0.5, n_iter_no_change=2, max_iter=100,
-                     random_state=0).fit(X)
+    ae = AutoEncoder(n_components=2, tol=0.5, n_iter_no_change=2, max_iter=100, random_state=0).fit(
+        X
+    )
     assert ae.n_iter_ < 10
 
 
@@ -202,13 +221,18 @@ def test_divergence_in_warm_start_keeps_the_previous_model(digits):
 
 
 @settings(max_examples=10, deadline=None)
-@given(n_samples=st.integers(2, 40), n_features=st.integers(1, 6),
-       n_components=st.integers(1, 3), float32=st.booleans())
+@given(
+    n_samples=st.integers(2, 40),
+    n_features=st.integers(1, 6),
+    n_components=st.integers(1, 3),
+    float32=st.booleans(),
+)
 def test_any_small_table_round_trips(n_samples, n_features, n_components, float32):
     X = np.random.RandomState(n_samples).normal(size=(n_samples, n_features))
     X = X.astype(np.float32 if float32 else np.float64)
-    ae = AutoEncoder(n_components=n_components, hidden_layer_sizes=(4,), max_iter=2,
-                     random_state=0).fit(X)
+    ae = AutoEncoder(
+        n_components=n_components, hidden_layer_sizes=(4,), max_iter=2, random_state=0
+    ).fit(X)
     Z = ae.transform(X)
     assert Z.shape == (n_samples, n_components) and Z.dtype == X.dtype
     assert np.isfinite(ae.inverse_transform(Z)).all()
@@ -218,8 +242,10 @@ def test_reversed_and_non_contiguous_arrays(digits):
     X, *_ = digits
     ae = AutoEncoder(n_components=2, max_iter=2, random_state=0).fit(X[::-1])
     assert_allclose(ae.transform(X[::-1]), ae.transform(np.ascontiguousarray(X[::-1])))
-    assert_allclose(ae.transform(X[:, ::2].repeat(2, axis=1)),
-                    ae.transform(np.ascontiguousarray(X[:, ::2].repeat(2, axis=1))))
+    assert_allclose(
+        ae.transform(X[:, ::2].repeat(2, axis=1)),
+        ae.transform(np.ascontiguousarray(X[:, ::2].repeat(2, axis=1))),
+    )
 
 
 def test_warm_start_does_not_replay_the_data_order(digits):

@@ -18,7 +18,8 @@ def scratch(tmp_path, monkeypatch):
     (here / "results").mkdir(parents=True)
     (tmp_path / "README.md").write_text(
         "intro\n<!-- results:mnist-reconstruction -->\nold\n"
-        "<!-- /results:mnist-reconstruction -->\nend\n")
+        "<!-- /results:mnist-reconstruction -->\nend\n"
+    )
     monkeypatch.setattr(common, "HERE", here)
     monkeypatch.setattr(bench, "RESULTS_DIR", here / "results")
     monkeypatch.setattr(bench, "HERE", here)
@@ -29,22 +30,39 @@ def scratch(tmp_path, monkeypatch):
 def small_mnist(tmp_path):
     rng = np.random.RandomState(0)
     path = tmp_path / "mnist.npz"
-    np.savez(path, X_train=rng.randint(0, 256, (120, 784), dtype=np.uint8),
-             y_train=np.arange(120, dtype=np.uint8) % 10,
-             X_test=rng.randint(0, 256, (60, 784), dtype=np.uint8),
-             y_test=np.arange(60, dtype=np.uint8) % 10)
+    np.savez(
+        path,
+        X_train=rng.randint(0, 256, (120, 784), dtype=np.uint8),
+        y_train=np.arange(120, dtype=np.uint8) % 10,
+        X_test=rng.randint(0, 256, (60, 784), dtype=np.uint8),
+        y_test=np.arange(60, dtype=np.uint8) % 10,
+    )
     return path
 
 
-FAST = ["--max-iter", "1", "--manifold-iter", "1", "--linear-iter", "2", "--pretrain-iter",
-        "1", "--importance-samples", "2"]
+FAST = [
+    "--max-iter",
+    "1",
+    "--manifold-iter",
+    "1",
+    "--linear-iter",
+    "2",
+    "--pretrain-iter",
+    "1",
+    "--importance-samples",
+    "2",
+]
 
 
 def test_full_mode_writes_each_table_with_its_command(scratch, small_mnist):
     bench.main(["--mode", "full", "--data", str(small_mnist), *FAST])
     results = scratch / "benchmarks" / "results"
-    for number, title in [(1, "Reconstruction"), (2, "Manifold comparison"),
-                          (3, "Classification"), (4, "Density")]:
+    for number, title in [
+        (1, "Reconstruction"),
+        (2, "Manifold comparison"),
+        (3, "Classification"),
+        (4, "Density"),
+    ]:
         text = (results / f"full-{number}.md").read_text()
         assert f"## Full {number}: MNIST (120 train / 60 test images" in text
         assert f"### {number}. {title}" in text

@@ -23,8 +23,13 @@ from skae import LinearAE
 from skae.classifier import EncoderClassifier
 from skae.stacked import StackedAE
 
-PRETRAINED = {"n_components": 16, "hidden_layer_sizes": (64,), "pretrain_iter": 10,
-              "max_iter": 20, "random_state": 0}
+PRETRAINED = {
+    "n_components": 16,
+    "hidden_layer_sizes": (64,),
+    "pretrain_iter": 10,
+    "max_iter": 20,
+    "random_state": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +58,22 @@ def test_a_fitted_autoencoder_is_copied_and_never_changed(digits, autoencoder):
     start = EncoderClassifier(autoencoder, max_iter=0, random_state=0).fit(X, y)
     # the network starts from the autoencoder's encoder, a softmax layer on its codes
     assert start.autoencoder_ is not autoencoder
-    assert_allclose(start.module_.autoencoder.encode(torch.as_tensor(X[:5], dtype=torch.float32))
-                    .detach(), autoencoder.transform(X[:5]), rtol=1e-5, atol=1e-6)
+    assert_allclose(
+        start.module_.autoencoder.encode(torch.as_tensor(X[:5], dtype=torch.float32)).detach(),
+        autoencoder.transform(X[:5]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert start.module_.autoencoder.decoder is None
     tuned = EncoderClassifier(autoencoder, max_iter=3, random_state=0).fit(X, y)
-    assert not all(torch.equal(a, b) for a, b in zip(
-        encoder_weights(tuned.module_.autoencoder), encoder_weights(autoencoder.module_)))
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(
+            encoder_weights(tuned.module_.autoencoder),
+            encoder_weights(autoencoder.module_),
+            strict=True,
+        )
+    )
     for name, value in autoencoder.module_.state_dict().items():
         assert torch.equal(value, before[name])
     assert tuned.autoencoder_.n_iter_ == autoencoder.n_iter_
@@ -66,8 +81,9 @@ def test_a_fitted_autoencoder_is_copied_and_never_changed(digits, autoencoder):
 
 def test_an_unfitted_autoencoder_is_fitted_on_the_training_data(digits):
     X, _, y, _ = digits
-    ae = StackedAE(n_components=4, hidden_layer_sizes=(8,), pretrain_iter=2, max_iter=2,
-                   random_state=0)
+    ae = StackedAE(
+        n_components=4, hidden_layer_sizes=(8,), pretrain_iter=2, max_iter=2, random_state=0
+    )
     clf = EncoderClassifier(ae, max_iter=1, random_state=0).fit(X, y)
     with pytest.raises(NotFittedError):
         ae.transform(X)  # the parameter itself stays unfitted
@@ -77,8 +93,9 @@ def test_an_unfitted_autoencoder_is_fitted_on_the_training_data(digits):
 def test_frozen_autoencoder_survives_clone(digits, autoencoder):
     X, _, y, _ = digits
     clf = clone(EncoderClassifier(FrozenEstimator(autoencoder), max_iter=0)).fit(X, y)
-    for a, b in zip(encoder_weights(clf.module_.autoencoder),
-                    encoder_weights(autoencoder.module_)):
+    for a, b in zip(
+        encoder_weights(clf.module_.autoencoder), encoder_weights(autoencoder.module_), strict=True
+    ):
         assert torch.equal(a, b)
 
 
@@ -101,8 +118,9 @@ def test_any_skae_autoencoder_serves(digits):
 
 def test_string_labels_and_probabilities(digits, autoencoder):
     X, X_test, y, _ = digits
-    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-                      "nine"])
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
     clf = EncoderClassifier(autoencoder, max_iter=5, random_state=0).fit(X, names[y])
     assert_array_equal(clf.classes_, np.sort(names))
     proba = clf.predict_proba(X_test)
@@ -135,16 +153,23 @@ def test_warm_start_continues_with_the_same_classes(digits, autoencoder):
         clf.fit(X, np.where(y == 0, 10, y))
 
 
-@pytest.mark.parametrize("check", [
-    check_classifiers_train, check_classifiers_classes, check_classifiers_one_label,
-    check_classifiers_regression_target, check_supervised_y_2d,
-    check_classifier_data_not_an_array,
-])
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_classifiers_train,
+        check_classifiers_classes,
+        check_classifiers_one_label,
+        check_classifiers_regression_target,
+        check_supervised_y_2d,
+        check_classifier_data_not_an_array,
+    ],
+)
 def test_classifier_checks(check):
     # The settings of the instance in tests/test_estimator_checks.py; the full contract is
     # run there. check_classifiers_train asks for accuracy > 0.83 on blobs (this gets 0.93).
-    ae = StackedAE(n_components=8, hidden_layer_sizes=(16,), pretrain_iter=5, max_iter=0,
-                   random_state=0)
+    ae = StackedAE(
+        n_components=8, hidden_layer_sizes=(16,), pretrain_iter=5, max_iter=0, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # batch_size clipped on tiny data
         check("EncoderClassifier", EncoderClassifier(ae, max_iter=50, random_state=0))

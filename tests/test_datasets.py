@@ -9,9 +9,13 @@ from skae.datasets import load_mnist
 def tiny_mnist(tmp_path):
     rng = np.random.RandomState(0)
     path = tmp_path / "mnist.npz"
-    np.savez(path, X_train=rng.randint(0, 256, (6, 784), dtype=np.uint8),
-             y_train=np.arange(6, dtype=np.uint8), X_test=np.full((2, 784), 255, np.uint8),
-             y_test=np.array([3, 4], dtype=np.uint8))
+    np.savez(
+        path,
+        X_train=rng.randint(0, 256, (6, 784), dtype=np.uint8),
+        y_train=np.arange(6, dtype=np.uint8),
+        X_test=np.full((2, 784), 255, np.uint8),
+        y_test=np.array([3, 4], dtype=np.uint8),
+    )
     return path
 
 

@@ -9,9 +9,14 @@ from skae.noise import Corruption
 from .conftest import sse
 
 
-@pytest.mark.parametrize("noise, level", [
-    ("masking", 0.3), ("gaussian", 0.3), ("salt_and_pepper", 0.2),
-])
+@pytest.mark.parametrize(
+    "noise, level",
+    [
+        ("masking", 0.3),
+        ("gaussian", 0.3),
+        ("salt_and_pepper", 0.2),
+    ],
+)
 def test_denoises_better_than_a_plain_autoencoder(digits01, noise, level):
     X_train, X_test = digits01[:1400], digits01[1400:]
     corrupt = Corruption(noise, level, X_train.min(0), X_train.max(0))
@@ -25,19 +30,23 @@ def test_denoises_better_than_a_plain_autoencoder(digits01, noise, level):
 
 
 def test_transform_is_deterministic_and_training_is_reproducible(digits01):
-    dae = DenoisingAE(n_components=4, noise="masking", noise_level=0.5, max_iter=3,
-                      random_state=0).fit(digits01)
+    dae = DenoisingAE(
+        n_components=4, noise="masking", noise_level=0.5, max_iter=3, random_state=0
+    ).fit(digits01)
     assert_array_equal(dae.transform(digits01), dae.transform(digits01))
-    again = DenoisingAE(n_components=4, noise="masking", noise_level=0.5, max_iter=3,
-                        random_state=0).fit(digits01)
+    again = DenoisingAE(
+        n_components=4, noise="masking", noise_level=0.5, max_iter=3, random_state=0
+    ).fit(digits01)
     assert_array_equal(again.transform(digits01), dae.transform(digits01))
 
 
 def test_zero_noise_is_the_plain_autoencoder(digits):
     X, *_ = digits
     params = {"n_components": 3, "max_iter": 3, "random_state": 0}
-    assert_array_equal(DenoisingAE(noise_level=0.0, **params).fit(X).transform(X),
-                       AutoEncoder(**params).fit(X).transform(X))
+    assert_array_equal(
+        DenoisingAE(noise_level=0.0, **params).fit(X).transform(X),
+        AutoEncoder(**params).fit(X).transform(X),
+    )
 
 
 def test_corruption_statistics():

@@ -50,12 +50,14 @@ def test_gpu_model_loads_on_a_machine_without_cuda(digits, tmp_path):
         "import pickle, sys, numpy as np, torch, warnings; warnings.simplefilter('ignore');"
         "assert not torch.cuda.is_available();"
         f"est = pickle.loads(open({str(path)!r}, 'rb').read());"
-        f"np.save({str(tmp_path / 'z.npy')!r}, est.transform(np.load({str(tmp_path / 'x.npy')!r})));"
+        f"x = np.load({str(tmp_path / 'x.npy')!r});"
+        f"np.save({str(tmp_path / 'z.npy')!r}, est.transform(x));"
         "print(est.device_, est.net_.device)"
     )
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cuda", "cpu"]
     assert_allclose(np.load(tmp_path / "z.npy"), est.transform(X_test), rtol=1e-4, atol=1e-5)

@@ -15,10 +15,13 @@ def fitted(digits):
     return AutoEncoder(n_components=2, max_iter=2, random_state=0).fit(digits[0])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.nan, "Input X contains NaN"),
-    (np.inf, "Input X contains infinity"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.nan, "Input X contains NaN"),
+        (np.inf, "Input X contains infinity"),
+    ],
+)
 def test_non_finite_input(digits, fitted, bad, match):
     X = digits[0].copy()
     X[3, 4] = bad
@@ -60,14 +63,17 @@ def test_not_fitted():
         AutoEncoder().transform(np.zeros((2, 2)))
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"activation": "swish"}, "'activation' parameter"),
-    ({"loss": "l1"}, "'loss' parameter"),
-    ({"n_components": 0}, "'n_components' parameter"),
-    ({"learning_rate_init": -1.0}, "'learning_rate_init' parameter"),
-    ({"batch_size": 0}, "'batch_size' parameter"),
-    ({"solver": "sgd2"}, "'solver' parameter"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"activation": "swish"}, "'activation' parameter"),
+        ({"loss": "l1"}, "'loss' parameter"),
+        ({"n_components": 0}, "'n_components' parameter"),
+        ({"learning_rate_init": -1.0}, "'learning_rate_init' parameter"),
+        ({"batch_size": 0}, "'batch_size' parameter"),
+        ({"solver": "sgd2"}, "'solver' parameter"),
+    ],
+)
 def test_invalid_parameters(digits, params, match):
     with pytest.raises(InvalidParameterError, match=match):
         AutoEncoder(**params).fit(digits[0])

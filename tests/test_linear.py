@@ -19,7 +19,8 @@ def test_linear_ae_is_pca(digits, n_components):
     pca_error = sse(pca.inverse_transform(pca.transform(X)), X)
     assert lae_error <= 1.01 * pca_error
     assert sse(lae.inverse_transform(lae.transform(X_test)), X_test) <= 1.01 * sse(
-        pca.inverse_transform(pca.transform(X_test)), X_test)
+        pca.inverse_transform(pca.transform(X_test)), X_test
+    )
 
     angles = np.degrees(subspace_angles(lae.components_.T, pca.components_.T))
     assert angles.max() < 2.0
@@ -37,18 +38,27 @@ def test_transform_is_projection_on_components(digits):
     X, X_test, *_ = digits
     lae = LinearAE(n_components=3, max_iter=10, random_state=0).fit(X)
     assert_allclose(lae.transform(X_test), (X_test - lae.mean_) @ lae.components_.T, atol=1e-8)
-    assert_allclose(lae.inverse_transform(lae.transform(X_test)),
-                    (X_test - lae.mean_) @ lae.components_.T @ lae.components_ + lae.mean_,
-                    atol=1e-8)
+    assert_allclose(
+        lae.inverse_transform(lae.transform(X_test)),
+        (X_test - lae.mean_) @ lae.components_.T @ lae.components_ + lae.mean_,
+        atol=1e-8,
+    )
 
 
 def test_adam_solver_trains_too(digits):
     X, *_ = digits
-    lae = LinearAE(n_components=2, solver="adam", batch_size=len(X), learning_rate_init=3e-2,
-                   max_iter=300, random_state=0).fit(X)
+    lae = LinearAE(
+        n_components=2,
+        solver="adam",
+        batch_size=len(X),
+        learning_rate_init=3e-2,
+        max_iter=300,
+        random_state=0,
+    ).fit(X)
     pca = PCA(n_components=2).fit(X)
     assert sse(lae.inverse_transform(lae.transform(X)), X) <= 1.01 * sse(
-        pca.inverse_transform(pca.transform(X)), X)
+        pca.inverse_transform(pca.transform(X)), X
+    )
 
 
 def test_too_many_components_is_an_error(digits):

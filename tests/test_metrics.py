@@ -37,7 +37,8 @@ def test_reconstruction_error_by_hand(digits, pca):
 def test_trustworthiness_is_sklearns(digits, pca):
     _, X, *_ = digits
     assert trustworthiness(pca, X, n_neighbors=7) == pytest.approx(
-        sk_trustworthiness(X, pca.transform(X), n_neighbors=7))
+        sk_trustworthiness(X, pca.transform(X), n_neighbors=7)
+    )
 
 
 def test_knn_accuracy_by_hand():
@@ -45,6 +46,7 @@ def test_knn_accuracy_by_hand():
     class Identity:
         def transform(self, X):
             return X
+
     X = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0], [13.5]])
     y = np.array([0, 0, 0, 1, 1, 1, 0])
     # 1-NN among the others: every point's nearest neighbour shares its label except 13.5,
@@ -54,14 +56,17 @@ def test_knn_accuracy_by_hand():
     assert knn_accuracy(Identity(), X, y, n_neighbors=3) == pytest.approx(6 / 7)
     # 6-NN: everyone sees all others; the majority label of the other six decides.
     assert knn_accuracy(Identity(), X, y, n_neighbors=6) == pytest.approx(
-        np.mean([np.bincount(np.delete(y, i)).argmax() == y[i] for i in range(7)]))
+        np.mean([np.bincount(np.delete(y, i)).argmax() == y[i] for i in range(7)])
+    )
 
 
 def test_knn_accuracy_excludes_the_sample_itself(digits, pca):
     _, X, _, y = digits
+
     class Identity:
         def transform(self, X):
             return X
+
     # With itself counted every 1-NN vote would be right.
     assert knn_accuracy(Identity(), X, y, n_neighbors=1) < 1.0
     assert 0.5 < knn_accuracy(pca, X, y) < 1.0
@@ -70,16 +75,24 @@ def test_knn_accuracy_excludes_the_sample_itself(digits, pca):
 def test_linear_probe_by_hand(digits, pca):
     _, X, _, y = digits
     expected = cross_val_score(
-        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), pca.transform(X),
-        y, cv=5).mean()
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        pca.transform(X),
+        y,
+        cv=5,
+    ).mean()
     assert linear_probe_accuracy(pca, X, y) == pytest.approx(expected)
 
 
 def test_scorers_in_grid_search_over_a_pipeline(digits):
     X, _, y, _ = digits
     pipe = make_pipeline(StandardScaler(), PCA())
-    search = GridSearchCV(pipe, {"pca__n_components": [2, 10]}, scoring=SCORERS,
-                          refit="neg_reconstruction_error", cv=3).fit(X, y)
+    search = GridSearchCV(
+        pipe,
+        {"pca__n_components": [2, 10]},
+        scoring=SCORERS,
+        refit="neg_reconstruction_error",
+        cv=3,
+    ).fit(X, y)
     assert search.best_params_ == {"pca__n_components": 10}
     results = search.cv_results_
     for name in SCORERS:

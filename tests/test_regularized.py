@@ -22,11 +22,14 @@ ACTIVATIONS = ["logistic", "tanh", "relu", "identity"]
 
 def autograd_sq_norms(encoder, x, create_graph=False):
     """Reference: each sample's Jacobian from torch.autograd.functional, squared and summed."""
-    return torch.stack([
-        torch.autograd.functional.jacobian(encoder, row[None], create_graph=create_graph)
-        .pow(2).sum()
-        for row in x
-    ])
+    return torch.stack(
+        [
+            torch.autograd.functional.jacobian(encoder, row[None], create_graph=create_graph)
+            .pow(2)
+            .sum()
+            for row in x
+        ]
+    )
 
 
 def encoder_jacobian_norm(est, X):
@@ -64,13 +67,15 @@ def test_penalty_backpropagates_and_runs_under_no_grad(sizes):
     # The code layer's bias does not move the Jacobian: its gradient is zero.
     grad = {"allow_unused": True, "materialize_grads": True}
     got = torch.autograd.grad(jacobian_sq_norm(with_encoder(encoder), x).sum(), params, **grad)
-    expected = torch.autograd.grad(autograd_sq_norms(encoder, x, create_graph=True).sum(),
-                                   params, **grad)
-    for g, e in zip(got, expected):
+    expected = torch.autograd.grad(
+        autograd_sq_norms(encoder, x, create_graph=True).sum(), params, **grad
+    )
+    for g, e in zip(got, expected, strict=True):
         assert_allclose(g, e, rtol=1e-8, atol=1e-12)
     with torch.no_grad():  # where skorch computes validation losses
-        assert_allclose(jacobian_sq_norm(with_encoder(encoder), x),
-                        autograd_sq_norms(encoder, x), rtol=1e-10)
+        assert_allclose(
+            jacobian_sq_norm(with_encoder(encoder), x), autograd_sq_norms(encoder, x), rtol=1e-10
+        )
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])
@@ -82,16 +87,28 @@ def test_objectives_add_the_weighted_penalty_to_the_reconstruction_loss(loss):
     z = module.encode(x)
     recon = likelihood.loss(module.decode(z), x).mean()
     assert_allclose(Reconstruction(likelihood)(module, x, x).detach(), recon.detach())
-    assert_allclose(Contractive(likelihood, 0.5)(module, x, x).detach(),
-                    (recon + 0.5 * jacobian_sq_norm(module, x).mean()).detach(), rtol=1e-6)
-    assert_allclose(Sparse(likelihood, "kl", 2.0, 0.1)(module, x, x).detach(),
-                    (recon + 2.0 * kl_sparsity(z, 0.1)).detach(), rtol=1e-6)
-    assert_allclose(Sparse(likelihood, "l1", 2.0)(module, x, x).detach(),
-                    (recon + 2.0 * l1_sparsity(z)).detach(), rtol=1e-6)
+    assert_allclose(
+        Contractive(likelihood, 0.5)(module, x, x).detach(),
+        (recon + 0.5 * jacobian_sq_norm(module, x).mean()).detach(),
+        rtol=1e-6,
+    )
+    assert_allclose(
+        Sparse(likelihood, "kl", 2.0, 0.1)(module, x, x).detach(),
+        (recon + 2.0 * kl_sparsity(z, 0.1)).detach(),
+        rtol=1e-6,
+    )
+    assert_allclose(
+        Sparse(likelihood, "l1", 2.0)(module, x, x).detach(),
+        (recon + 2.0 * l1_sparsity(z)).detach(),
+        rtol=1e-6,
+    )
     # the target, not the (corrupted) input, is what the reconstruction is scored against
     noisy = x + 0.1
-    assert_allclose(Reconstruction(likelihood)(module, noisy, x).detach(),
-                    likelihood.loss(module(noisy), x).mean().detach(), rtol=1e-6)
+    assert_allclose(
+        Reconstruction(likelihood)(module, noisy, x).detach(),
+        likelihood.loss(module(noisy), x).mean().detach(),
+        rtol=1e-6,
+    )
 
 
 def test_larger_contraction_gives_a_smaller_jacobian(digits):
@@ -102,21 +119,31 @@ def test_larger_contraction_gives_a_smaller_jacobian(digits):
     assert norms[0] > 1.5 * norms[1] > 1.5**2 * norms[2], norms
     # Not only a rescaling of the codes (which the free decoder could undo): the Jacobian
     # also shrinks relative to the codes' spread.
-    relative = [n / est.transform(X_test).var(axis=0).sum() for n, est in zip(norms, fits)]
+    relative = [
+        n / est.transform(X_test).var(axis=0).sum() for n, est in zip(norms, fits, strict=True)
+    ]
     assert relative[2] < 0.8 * relative[0], relative
 
 
 def test_zero_contraction_is_the_plain_autoencoder(digits):
     X, *_ = digits
     params = {"n_components": 3, "max_iter": 3, "random_state": 0}
-    assert_array_equal(ContractiveAE(contraction=0.0, **params).fit(X).transform(X),
-                       AutoEncoder(**params).fit(X).transform(X))
+    assert_array_equal(
+        ContractiveAE(contraction=0.0, **params).fit(X).transform(X),
+        AutoEncoder(**params).fit(X).transform(X),
+    )
 
 
 def test_validation_loss_includes_the_penalty_of_a_deep_encoder(digits):
     X, *_ = digits
-    params = {"n_components": 2, "hidden_layer_sizes": (16, 8), "activation": "tanh",
-              "max_iter": 3, "early_stopping": True, "random_state": 0}
+    params = {
+        "n_components": 2,
+        "hidden_layer_sizes": (16, 8),
+        "activation": "tanh",
+        "max_iter": 3,
+        "early_stopping": True,
+        "random_state": 0,
+    }
     free = ContractiveAE(contraction=0.0, **params).fit(X)
     penalised = ContractiveAE(contraction=1.0, **params).fit(X)
     # With the same split and initial weights, the penalised validation loss adds a
@@ -128,7 +155,7 @@ def test_validation_loss_includes_the_penalty_of_a_deep_encoder(digits):
 def test_kl_sparsity_is_the_bernoulli_divergence():
     z = torch.tensor([[0.1, 0.9], [0.3, 0.5]], dtype=torch.float64)
     rho, rho_hat = 0.05, np.array([0.2, 0.7])
-    expected = (rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
+    expected = rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))
     assert kl_sparsity(z, rho).item() == pytest.approx(expected.sum(), rel=1e-12)
     assert kl_sparsity(torch.full((4, 3), 0.05), 0.05).item() == pytest.approx(0, abs=1e-6)
     assert np.isfinite(kl_sparsity(torch.zeros(2, 3), 0.05).item())  # clipped, not inf
@@ -141,8 +168,9 @@ def test_kl_moves_the_mean_activation_toward_the_target(digits01):
     target = 0.05
     gaps = []
     for weight in (0.0, 0.3, 3.0):
-        sae = SparseAE(sparsity="kl", sparsity_weight=weight, sparsity_target=target,
-                       **params).fit(X)
+        sae = SparseAE(sparsity="kl", sparsity_weight=weight, sparsity_target=target, **params).fit(
+            X
+        )
         Z = sae.transform(X_test)
         assert Z.min() > 0 and Z.max() < 1  # sigmoid codes
         gaps.append(abs(Z.mean() - target))
@@ -159,12 +187,15 @@ def test_l1_gives_more_zero_codes_than_no_penalty(digits):
     assert zero_share[1] > zero_share[0] + 0.1, zero_share
 
 
-@pytest.mark.parametrize("Estimator, params, match", [
-    (ContractiveAE, {"contraction": -1.0}, "'contraction' parameter"),
-    (SparseAE, {"sparsity": "l2"}, "'sparsity' parameter"),
-    (SparseAE, {"sparsity_target": 1.0}, "'sparsity_target' parameter"),
-    (SparseAE, {"sparsity_weight": -0.1}, "'sparsity_weight' parameter"),
-])
+@pytest.mark.parametrize(
+    "Estimator, params, match",
+    [
+        (ContractiveAE, {"contraction": -1.0}, "'contraction' parameter"),
+        (SparseAE, {"sparsity": "l2"}, "'sparsity' parameter"),
+        (SparseAE, {"sparsity_target": 1.0}, "'sparsity_target' parameter"),
+        (SparseAE, {"sparsity_weight": -0.1}, "'sparsity_weight' parameter"),
+    ],
+)
 def test_invalid_parameters_are_errors(digits, Estimator, params, match):
     with pytest.raises(ValueError, match=match):
         Estimator(**params).fit(digits[0])

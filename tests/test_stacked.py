@@ -12,8 +12,7 @@ from skae.stacked import StackedAE
 
 from .conftest import sse
 
-SMALL = {"n_components": 4, "hidden_layer_sizes": (16, 8), "pretrain_iter": 10,
-         "random_state": 0}
+SMALL = {"n_components": 4, "hidden_layer_sizes": (16, 8), "pretrain_iter": 10, "random_state": 0}
 
 
 @pytest.fixture
@@ -76,8 +75,9 @@ def test_layers_below_stay_fixed_while_a_layer_above_trains(digits, engine_calls
         codes = sae.pretrained_layers_[0].encode(torch.as_tensor(X, dtype=torch.float32))
     assert_allclose(second.X, codes.numpy(), rtol=1e-6)
     # ...and its recorded loss is the squared error on those codes.
-    assert second.net.criterion_.likelihood is third.net.criterion_.likelihood is (
-        LIKELIHOODS["mse"])
+    assert (
+        second.net.criterion_.likelihood is third.net.criterion_.likelihood is (LIKELIHOODS["mse"])
+    )
     with torch.no_grad():
         layer = sae.pretrained_layers_[1]
         loss = LIKELIHOODS["mse"].loss(layer.decode(layer.encode(codes)), codes).mean()
@@ -94,8 +94,7 @@ def test_pretraining_lowers_heldout_error_at_the_same_fine_tuning_budget(digits)
     # fine-tuning instead (50 epochs, no pretraining) it is 23.9: the gain here is at equal
     # fine-tuning budget, not at equal compute.
     X_train, X_test, *_ = digits
-    budget = {"n_components": 8, "hidden_layer_sizes": (128, 64), "max_iter": 20,
-              "random_state": 0}
+    budget = {"n_components": 8, "hidden_layer_sizes": (128, 64), "max_iter": 20, "random_state": 0}
     pretrained = StackedAE(pretrain_iter=10, **budget).fit(X_train)
     scratch = StackedAE(pretrain_iter=0, **budget).fit(X_train)
     assert all(curve == [] for curve in scratch.pretrain_loss_curves_)
@@ -110,12 +109,18 @@ def test_bottom_layer_uses_the_loss_and_upper_layers_squared_error(digits01, eng
     assert criteria == ["bce", "mse", "mse", "bce"]
     # the bottom layer's decoder outputs the Bernoulli logits: no activation
     assert [type(layer.decoder[-1]).__name__ for layer in sae.pretrained_layers_] == [
-        "Identity", "ReLU", "ReLU"]
+        "Identity",
+        "ReLU",
+        "ReLU",
+    ]
     recon = sae.inverse_transform(sae.transform(digits01))
     assert recon.min() > 0 and recon.max() < 1  # the Bernoulli mean
     # hidden codes pass the activation, the top code is linear
     assert [type(layer.encoder[-1]).__name__ for layer in sae.pretrained_layers_] == [
-        "ReLU", "ReLU", "Identity"]
+        "ReLU",
+        "ReLU",
+        "Identity",
+    ]
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "masking", "salt_and_pepper"])
@@ -123,8 +128,10 @@ def test_pretrain_noise_makes_a_stacked_denoising_autoencoder(digits, noise):
     X, *_ = digits
     params = {**SMALL, "pretrain_iter": 3, "max_iter": 2}
     clean = StackedAE(**params).fit(X)
-    assert_array_equal(StackedAE(pretrain_noise=noise, pretrain_noise_level=0.0, **params)
-                       .fit(X).transform(X), clean.transform(X))
+    assert_array_equal(
+        StackedAE(pretrain_noise=noise, pretrain_noise_level=0.0, **params).fit(X).transform(X),
+        clean.transform(X),
+    )
     noisy = StackedAE(pretrain_noise=noise, pretrain_noise_level=0.3, **params).fit(X)
     assert not np.allclose(noisy.transform(X), clean.transform(X))
     assert_array_equal(noisy.transform(X), noisy.transform(X))  # noise is for training only
@@ -133,15 +140,15 @@ def test_pretrain_noise_makes_a_stacked_denoising_autoencoder(digits, noise):
 def test_reproducible_and_leaves_the_global_rng_alone(digits):
     X, *_ = digits
     state = torch.random.get_rng_state()
-    a = StackedAE(max_iter=2, pretrain_noise="masking", pretrain_noise_level=0.2,
-                  **SMALL).fit(X)
+    a = StackedAE(max_iter=2, pretrain_noise="masking", pretrain_noise_level=0.2, **SMALL).fit(X)
     assert torch.equal(torch.random.get_rng_state(), state)
-    b = StackedAE(max_iter=2, pretrain_noise="masking", pretrain_noise_level=0.2,
-                  **SMALL).fit(X)
+    b = StackedAE(max_iter=2, pretrain_noise="masking", pretrain_noise_level=0.2, **SMALL).fit(X)
     assert_array_equal(a.transform(X), b.transform(X))
     c = StackedAE(max_iter=2, **{**SMALL, "random_state": 1}).fit(X)
-    assert not np.allclose(a.pretrained_layers_[0].encoder[0].weight.detach(),
-                           c.pretrained_layers_[0].encoder[0].weight.detach())
+    assert not np.allclose(
+        a.pretrained_layers_[0].encoder[0].weight.detach(),
+        c.pretrained_layers_[0].encoder[0].weight.detach(),
+    )
 
 
 def test_warm_start_continues_fine_tuning_without_pretraining_again(digits):
@@ -164,8 +171,13 @@ def test_noise_fraction_above_one_is_an_error(digits):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_pretrains_and_fine_tunes_on_the_gpu(digits):
     X, *_ = digits
-    sae = StackedAE(device="cuda", max_iter=2, pretrain_noise="salt_and_pepper",
-                    pretrain_noise_level=0.2, **SMALL).fit(X)
+    sae = StackedAE(
+        device="cuda",
+        max_iter=2,
+        pretrain_noise="salt_and_pepper",
+        pretrain_noise_level=0.2,
+        **SMALL,
+    ).fit(X)
     assert next(sae.module_.parameters()).is_cuda
     assert not any(p.is_cuda for layer in sae.pretrained_layers_ for p in layer.parameters())
     assert np.isfinite(sae.transform(X)).all()

@@ -12,6 +12,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
+from skae.likelihoods import LIKELIHOODS
 from skae.losses import (
     _uniform,
     elbo,
@@ -21,7 +22,6 @@ from skae.losses import (
     keyed_standard_normal,
     row_keys,
 )
-from skae.likelihoods import LIKELIHOODS
 from skae.modules import LOGVAR_MAX, VAEModule
 from skae.objectives import ELBO
 from skae.variational import VariationalAE
@@ -110,8 +110,7 @@ def test_closed_form_kl_matches_monte_carlo():
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(5, 3, generator=g, dtype=torch.float64)
     logvar = torch.randn(5, 3, generator=g, dtype=torch.float64)
-    z = mu + torch.exp(0.5 * logvar) * torch.randn(200_000, 5, 3, generator=g,
-                                                   dtype=torch.float64)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(200_000, 5, 3, generator=g, dtype=torch.float64)
     monte_carlo = (gaussian_log_density(z, mu, logvar) - gaussian_log_density(z)).mean(0)
     assert_allclose(gaussian_kl(mu, logvar).numpy(), monte_carlo.numpy(), rtol=0.02)
     assert_allclose(gaussian_kl(torch.zeros(1, 4), torch.zeros(1, 4)).numpy(), [0.0])
@@ -124,7 +123,9 @@ def test_log_likelihoods_are_normalised_densities(loss):
     x = rng.randint(0, 2, size=(4, 5)).astype(float)
     if loss == "mse":
         x = rng.normal(size=(4, 5))
-        expected = [stats.multivariate_normal(e, np.eye(5)).logpdf(xi) for e, xi in zip(eta, x)]
+        expected = [
+            stats.multivariate_normal(e, np.eye(5)).logpdf(xi) for e, xi in zip(eta, x, strict=True)
+        ]
     else:
         expected = stats.bernoulli(1 / (1 + np.exp(-eta))).logpmf(x).sum(axis=1)
     got = LIKELIHOODS[loss].log_prob(torch.as_tensor(eta), torch.as_tensor(x))
@@ -163,10 +164,12 @@ def test_score_samples_is_the_elbo_with_beta_one(split01):
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         mu, logvar = module.posterior(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(1000, *mu.shape, generator=g,
-                                                       dtype=torch.float64)
-        reference = (LIKELIHOODS["bce"].log_prob(module.decode(z), x).mean(0)
-                     - gaussian_kl(mu, logvar)).numpy()
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(
+            1000, *mu.shape, generator=g, dtype=torch.float64
+        )
+        reference = (
+            LIKELIHOODS["bce"].log_prob(module.decode(z), x).mean(0) - gaussian_kl(mu, logvar)
+        ).numpy()
         kl = gaussian_kl(mu, logvar).numpy()
     got = vae.score_samples(X_test[:200])
     assert kl.mean() > 1  # a beta-weighted KL would be off by half the KL
@@ -213,8 +216,9 @@ def test_estimates_depend_on_the_row_only(bernoulli_vae, split01):
     assert_allclose(single, iw, rtol=1e-5)  # same draws in both precisions
     module, x = _double(bernoulli_vae.module_), torch.as_tensor(X)
     with torch.no_grad():  # memory-bounded groups of draws give the same numbers
-        one_by_one = importance_weighted_log_likelihood(module, x, 30, 0, BERNOULLI_LIKELIHOOD,
-                                                        max_elements=1)
+        one_by_one = importance_weighted_log_likelihood(
+            module, x, 30, 0, BERNOULLI_LIKELIHOOD, max_elements=1
+        )
         at_once = importance_weighted_log_likelihood(module, x, 30, 0, BERNOULLI_LIKELIHOOD)
     assert_allclose(one_by_one.numpy(), at_once.numpy(), rtol=1e-12)
 
@@ -292,12 +296,15 @@ def test_keyed_draws_are_independent_standard_normals():
     assert 0 < u[0] and u[1] < 1
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda vae, X: vae.log_likelihood(X, n_importance_samples=0), "n_importance_samples"),
-    (lambda vae, X: vae.sample(0), "n_samples"),
-    (lambda vae, X: VariationalAE(solver="lbfgs").fit(X), "solver"),
-    (lambda vae, X: VariationalAE(beta=-1.0).fit(X), "beta"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda vae, X: vae.log_likelihood(X, n_importance_samples=0), "n_importance_samples"),
+        (lambda vae, X: vae.sample(0), "n_samples"),
+        (lambda vae, X: VariationalAE(solver="lbfgs").fit(X), "solver"),
+        (lambda vae, X: VariationalAE(beta=-1.0).fit(X), "beta"),
+    ],
+)
 def test_invalid_arguments(bernoulli_vae, split01, call, match):
     with pytest.raises(InvalidParameterError, match=match):
         call(bernoulli_vae, split01[1])
@@ -327,7 +334,8 @@ def test_gpu_and_cpu_estimates_agree(split01):
 
 
 def test_sample_runs_where_the_model_is_loaded_not_where_it_was_trained(digits01):
-    vae = VariationalAE(n_components=2, loss="bce", max_iter=2, random_state=0,
-                        device="cpu").fit(digits01)
+    vae = VariationalAE(n_components=2, loss="bce", max_iter=2, random_state=0, device="cpu").fit(
+        digits01
+    )
     vae.device_ = "cuda"  # as after unpickling a GPU-trained model on a CPU-only machine
     assert vae.sample(3, random_state=0).shape == (3, digits01.shape[1])
