@@ -40,9 +40,9 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
-from skae.base import resolve_device
-from skae.losses import ReconstructionLoss, reconstruction_nll
+from skae.likelihoods import Gaussian
 from skae.modules import init_weights, mlp_autoencoder
+from skae.training import resolve_device
 
 from .common import publish
 
@@ -54,8 +54,15 @@ MIN_TIMED_EPOCHS = 5
 
 
 def build_module(hidden, k, device):
-    module = mlp_autoencoder(784, hidden, k, "relu", output="identity")
+    module = mlp_autoencoder(784, hidden, k, "relu")
     return init_weights(module, torch.Generator().manual_seed(0), "relu").to(device)
+
+
+class SquaredError(torch.nn.Module):
+    """skorch's criterion interface, ``criterion(y_pred, y_true)``: skae's squared error."""
+
+    def forward(self, y_pred, y_true):
+        return Gaussian().loss(y_pred, y_true).mean()
 
 
 def sync(device):
@@ -69,6 +76,7 @@ def hand_loop(X_np, hidden, k, batch_size, n_epochs, device):
     optimizer = torch.optim.Adam(module.parameters(), lr=LR)
     X = torch.as_tensor(X_np, dtype=torch.float32, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
+    squared_error = Gaussian().loss
     durations, loss = [], float("nan")
     for _ in range(n_epochs):
         sync(device)
@@ -78,8 +86,7 @@ def hand_loop(X_np, hidden, k, batch_size, n_epochs, device):
         total = torch.zeros((), dtype=torch.float64, device=device)
         for i in range(0, len(X), batch_size):
             xb = X[order[i : i + batch_size]]
-            eta, _ = module(xb)
-            batch_loss = reconstruction_nll(eta, xb).mean()
+            batch_loss = squared_error(module(xb), xb).mean()
             optimizer.zero_grad()
             batch_loss.backward()
             optimizer.step()
@@ -113,7 +120,7 @@ def skae_fit(X, hidden, k, batch_size, n_epochs, device):
 def skorch_default(X, hidden, k, batch_size, n_epochs, device):
     net = skorch.NeuralNet(
         module=build_module(hidden, k, device),
-        criterion=ReconstructionLoss("mse"),
+        criterion=SquaredError(),
         optimizer=torch.optim.Adam,
         lr=LR,
         batch_size=batch_size,

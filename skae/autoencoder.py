@@ -17,11 +17,12 @@ from .training import TRAINING_CONSTRAINTS
 
 
 class AutoEncoder(BaseAutoEncoder):
-    """A deep undercomplete MLP autoencoder as a scikit-learn transformer.
+    """A deep undercomplete autoencoder as a scikit-learn transformer, on any network.
 
-    The encoder maps ``n_features -> *hidden_layer_sizes -> n_components`` (a linear code
-    layer); the decoder mirrors it. Trained with Adam to maximise the likelihood of the
-    input given its code.
+    The network is the ``module`` parameter: by default an MLP whose encoder maps
+    ``n_features -> *hidden_layer_sizes -> n_components`` (a linear code layer) and whose
+    decoder mirrors it; or :class:`ConvNet`, or a ``torch.nn.Module`` of your own. Trained
+    with Adam to maximise the likelihood of the input given its code.
 
     Parameters
     ----------
@@ -69,7 +70,7 @@ class AutoEncoder(BaseAutoEncoder):
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=0.0001
+    tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
@@ -84,7 +85,7 @@ class AutoEncoder(BaseAutoEncoder):
     Attributes
     ----------
     module_ : torch.nn.Module
-        The fitted module, with ``encode``, ``decode`` and ``mean``.
+        The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
     net_ : skae.engine.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History
@@ -104,6 +105,7 @@ class AutoEncoder(BaseAutoEncoder):
 
     See Also
     --------
+    MLP, ConvNet : The built-in networks.
     LinearAE : The linear autoencoder, equivalent to PCA.
     sklearn.decomposition.PCA : The best linear manifold.
 
@@ -248,7 +250,7 @@ class LinearAE(BaseAutoEncoder):
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=1e-06
+    tol : float, default=1e-6
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
@@ -271,7 +273,7 @@ class LinearAE(BaseAutoEncoder):
     mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
     module_ : torch.nn.Module
-        The fitted module, with ``encode``, ``decode`` and ``mean``.
+        The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
     net_ : skae.engine.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History

@@ -252,7 +252,9 @@ class BaseAutoEncoder(
         from a local generator.
         """
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seeds["weights"])
+            # the CPU generator only (torch.manual_seed would reseed CUDA's too): modules
+            # are built on the CPU
+            torch.random.default_generator.manual_seed(seeds["weights"])
             n_components = 2 if self.n_components is None else self.n_components
             module = self._build_module(X, n_components)
             generator = torch.Generator().manual_seed(seeds["weights"])

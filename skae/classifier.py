@@ -63,7 +63,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=0.0001
+    tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.

@@ -81,7 +81,7 @@ class ContractiveAE(AutoEncoder):
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=0.0001
+    tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
@@ -188,8 +188,10 @@ class SparseAE(AutoEncoder):
       ``|z|`` threefold while the share of near-zero codes stayed below 10%); ReLU units
       can reach exact zeros, so the penalty buys sparsity.
 
-    The penalty only shapes training: ``transform``, ``inverse_transform`` and ``score`` are
-    those of :class:`AutoEncoder`.
+    The code units' activation is the built-in networks' (:class:`MLP`, :class:`ConvNet`);
+    a module of your own keeps its own codes, which for ``sparsity="kl"`` must lie in
+    (0, 1). The penalty only shapes training: ``transform``, ``inverse_transform`` and
+    ``score`` are those of :class:`AutoEncoder`.
 
     Parameters
     ----------
@@ -246,7 +248,7 @@ class SparseAE(AutoEncoder):
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=0.0001
+    tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.

@@ -31,6 +31,9 @@ class StackedAE(AutoEncoder):
     The bottom shallow autoencoder reconstructs the data with ``loss``; the ones above
     reconstruct the codes below them with squared error, through the activation their
     decoder layer has in the deep network; the top one has the deep network's linear code.
+    The levels are the built-in networks' own: each hidden layer of :class:`MLP`, each
+    convolution of :class:`ConvNet` (with its transposed convolution) and the code layer.
+    A module of your own cannot be split into levels: it is an error.
 
     Parameters
     ----------
@@ -89,7 +92,7 @@ class StackedAE(AutoEncoder):
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=0.0001
+    tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
@@ -105,11 +108,11 @@ class StackedAE(AutoEncoder):
     ----------
     pretrained_layers_ : list of torch.nn.Module
         The shallow autoencoders as pretraining left them (on the CPU), bottom first, each
-        with ``encode``, ``decode`` and ``mean``.
+        with ``encode`` and ``decode``.
     pretrain_loss_curves_ : list of list of float
         Each shallow autoencoder's mean training loss per epoch, bottom first.
     module_ : torch.nn.Module
-        The fitted module, with ``encode``, ``decode`` and ``mean``.
+        The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
     net_ : skae.engine.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History

@@ -21,9 +21,10 @@ N_ELBO_SAMPLES = 50
 class VariationalAE(AutoEncoder):
     """The variational autoencoder (Kingma & Welling 2014) as a scikit-learn transformer.
 
-    The encoder is a Gaussian posterior q(z|x) = N(mu(x), diag(sigma^2(x))): an MLP trunk
-    ``n_features -> *hidden_layer_sizes`` with two linear heads for the mean and the
-    log-variance of the ``n_components``-dimensional code. The decoder mirrors the trunk
+    The encoder is a Gaussian posterior q(z|x) = N(mu(x), diag(sigma^2(x))): by default an
+    MLP trunk ``n_features -> *hidden_layer_sizes`` (or a :class:`ConvNet`'s convolutions)
+    with two linear heads for the mean and the log-variance of the ``n_components``-dimensional
+    code, or the ``posterior`` of a module of your own. The decoder mirrors the trunk
     and gives the likelihood p(x|z); the prior is p(z) = N(0, I). Training minimises, over
     mini-batches, the mean of ``-log p(x|z) + beta * KL(q(z|x) || p(z))`` with one
     reparameterised draw ``z = mu + sigma * eps`` per sample and the KL in closed form:
@@ -100,7 +101,7 @@ class VariationalAE(AutoEncoder):
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=0.0001
+    tol : float, default=1e-4
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
@@ -115,7 +116,7 @@ class VariationalAE(AutoEncoder):
     Attributes
     ----------
     module_ : torch.nn.Module
-        The fitted module, with ``encode``, ``decode`` and ``mean``.
+        The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
     net_ : skae.engine.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History

@@ -94,3 +94,28 @@ def test_missing_data_is_a_clear_exit(scratch, tmp_path, capsys):
         bench.main(["--mode", "full", "--data", str(tmp_path / "nope.npz")])
     assert exit_info.value.code == 1
     assert "No MNIST file at" in capsys.readouterr().err
+
+
+def test_speed_benchmark_times_the_three_loops(scratch, small_mnist):
+    from benchmarks import speed
+
+    out = scratch / "speed.md"
+    speed.main(
+        [
+            "--data",
+            str(small_mnist),
+            "--n-samples",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
+    table = out.read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 784-")]
+    assert len(rows) >= 2
+    hand, ours, default = (float(cell) for cell in rows[0].split("|")[3:6])
+    assert hand > 0 and ours > 0 and default > 0

@@ -61,3 +61,20 @@ def test_gpu_model_loads_on_a_machine_without_cuda(digits, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cuda", "cpu"]
     assert_allclose(np.load(tmp_path / "z.npy"), est.transform(X_test), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["conv", "user"])
+def test_any_network_trains_on_the_gpu(digits, module):
+    from skae import ContractiveAE, ConvNet
+
+    from .modules import TinyAE
+
+    X, X_test, *_ = digits
+    network = ConvNet(channels=(4, 8)) if module == "conv" else TinyAE(width=3)
+    est = ContractiveAE(
+        n_components=3, module=network, max_iter=3, device="cuda", random_state=0
+    ).fit(X)
+    assert next(est.module_.parameters()).is_cuda
+    assert np.isfinite(est.transform(X_test)).all()
+    if module == "user":
+        assert not any(p.is_cuda for p in network.parameters())  # the user's copy stays put
