@@ -11,7 +11,7 @@ from sklearn.utils.extmath import svd_flip
 from torch import nn
 
 from .architectures import MLP, UserModule
-from .base import BaseAutoEncoder
+from .base import BaseAutoEncoder, output_dtype
 from .modules import ACTIVATIONS, init_weights, linear_autoencoder
 from .training import TRAINING_CONSTRAINTS
 
@@ -74,6 +74,15 @@ class AutoEncoder(BaseAutoEncoder):
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
+    data_path : {"auto", "resident", "streamed"}, default="auto"
+        How the training data reach the device. "resident" moves X there once and slices
+        batches on the device (the fastest); "streamed" leaves X where it is (a memmap
+        stays on disk) and moves one batch at a time, so memory holds a batch, never a
+        copy of X; "auto" streams when X is memory-mapped or when its copy in the training
+        precision would take more than half of the device's free memory (of the available
+        RAM on the CPU). Both paths train on the same batches in the same order, with the
+        same noise: on the CPU the same fit, bit for bit. ``data_path_`` records the path
+        taken.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling (and any noise) through local torch generators;
         the global seeds are never touched. An int gives bit-identical results on the CPU.
@@ -98,6 +107,8 @@ class AutoEncoder(BaseAutoEncoder):
         Number of epochs run.
     device_ : str
         The device it was trained on.
+    data_path_ : {"resident", "streamed"}
+        The data path training took (see ``data_path``).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -147,6 +158,7 @@ class AutoEncoder(BaseAutoEncoder):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        data_path="auto",
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -166,6 +178,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.device = device
+        self.data_path = data_path
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -254,6 +267,15 @@ class LinearAE(BaseAutoEncoder):
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
+    data_path : {"auto", "resident", "streamed"}, default="auto"
+        How the training data reach the device. "resident" moves X there once and slices
+        batches on the device (the fastest); "streamed" leaves X where it is (a memmap
+        stays on disk) and moves one batch at a time, so memory holds a batch, never a
+        copy of X; "auto" streams when X is memory-mapped or when its copy in the training
+        precision would take more than half of the device's free memory (of the available
+        RAM on the CPU). Both paths train on the same batches in the same order, with the
+        same noise: on the CPU the same fit, bit for bit. ``data_path_`` records the path
+        taken.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling (and any noise) through local torch generators;
         the global seeds are never touched. An int gives bit-identical results on the CPU.
@@ -286,6 +308,8 @@ class LinearAE(BaseAutoEncoder):
         Number of epochs run.
     device_ : str
         The device it was trained on.
+    data_path_ : {"resident", "streamed"}
+        The data path training took (see ``data_path``).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -325,6 +349,7 @@ class LinearAE(BaseAutoEncoder):
         n_iter_no_change=10,
         tol=1e-6,
         device="auto",
+        data_path="auto",
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -340,6 +365,7 @@ class LinearAE(BaseAutoEncoder):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.device = device
+        self.data_path = data_path
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -392,15 +418,16 @@ class LinearAE(BaseAutoEncoder):
     def _after_fit(self, X):
         """Rewrite the module to the ordered orthonormal basis of the subspace it learned."""
         # the mean the module centres with (set by the first fit; a warm start keeps it)
-        self.mean_ = self.module_.decoder[1].shift.detach().cpu().numpy().astype(X.dtype)
+        dtype = output_dtype(X)
+        self.mean_ = self.module_.decoder[1].shift.detach().cpu().numpy().astype(dtype)
         decoder = self.module_.decoder[0].weight.detach().cpu().double().numpy()
         basis, _ = np.linalg.qr(decoder)  # (n_features, n_components), orthonormal
         projected = (X - self.mean_) @ basis
         _, singular_values, vt = np.linalg.svd(projected, full_matrices=False)
         _, components = svd_flip(None, vt @ basis.T, u_based_decision=False)
         n_samples = X.shape[0]
-        self.components_ = components.astype(X.dtype, copy=False)
-        self.explained_variance_ = (singular_values**2 / max(n_samples - 1, 1)).astype(X.dtype)
+        self.components_ = components.astype(dtype, copy=False)
+        self.explained_variance_ = (singular_values**2 / max(n_samples - 1, 1)).astype(dtype)
         total_variance = X.var(axis=0, ddof=1).sum() if n_samples > 1 else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             self.explained_variance_ratio_ = self.explained_variance_ / total_variance

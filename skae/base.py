@@ -31,7 +31,7 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .engine import map_batches
+from .engine import host_tensor, map_batches
 from .likelihoods import LIKELIHOODS
 from .modules import encode
 from .objectives import Reconstruction
@@ -44,6 +44,17 @@ from .training import (
 )
 
 FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def output_dtype(X):
+    """float32 input gives float32 results, any other numeric input float64 (as scikit-learn)."""
+    return np.float32 if X.dtype == np.float32 else np.float64
+
+
+def check_X(estimator, X, reset):
+    """``validate_data`` without a copy of X: numeric dtypes (ints, bools, float16) are kept
+    as they are and converted batch by batch, where the data meet the module."""
+    return validate_data(estimator, X, dtype="numeric", reset=reset)
 
 
 class NeuralNetMixin:
@@ -107,6 +118,7 @@ class NeuralNetMixin:
                 stratified=stratified,
             )
             self.net_, self.device_ = net, net.device
+            self.data_path_ = net.data_path_
             epochs = len(net.history)
         self._record_history(epochs)
 
@@ -136,11 +148,12 @@ class NeuralNetMixin:
         does) and float64 stays float64 as in scikit-learn.
         """
         module = self.module_
-        dtype = torch.float64 if X.dtype == np.float64 else self._torch_dtype
+        out_dtype = output_dtype(X)
+        dtype = torch.float64 if out_dtype == np.float64 else self._torch_dtype
         if dtype != self._torch_dtype:
             module = copy.deepcopy(module).to(dtype)
         out = map_batches(lambda x: fn(module, x), X, self.net_.device, dtype)
-        return out.astype(X.dtype, copy=False)
+        return out.astype(out_dtype, copy=False)
 
 
 def check_module(module, x, n_components, variational=False):
@@ -259,7 +272,7 @@ class BaseAutoEncoder(
             module = self._build_module(X, n_components)
             generator = torch.Generator().manual_seed(seeds["weights"])
             module = self._initialize_weights(module, X, generator).to(self._torch_dtype)
-            probe = torch.as_tensor(np.ascontiguousarray(X[:2]), dtype=self._torch_dtype)
+            probe = host_tensor(X[:2], self._torch_dtype)
             self._n_features_out = check_module(module, probe, self.n_components, self._variational)
         return module
 
@@ -287,7 +300,7 @@ class BaseAutoEncoder(
             The fitted estimator.
         """
         first_fit = not (self.warm_start and hasattr(self, "net_"))
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=first_fit)
+        X = check_X(self, X, reset=first_fit)
         self._check_data(X)
         seeds = named_seeds(self.random_state)
         module = self._init_module(X, seeds) if first_fit else None
@@ -297,7 +310,7 @@ class BaseAutoEncoder(
 
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
+        return check_X(self, X, reset=False)
 
     def _mean(self, module, eta):
         """The reconstruction's mean: the module's own ``mean``, else the likelihood's."""

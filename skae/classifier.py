@@ -13,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .base import FLOAT_DTYPES, NeuralNetMixin
+from .base import NeuralNetMixin, check_X
 from .modules import AutoEncoderModule, CodeClassifier, VAEModule, init_weights
 from .objectives import CrossEntropy
 from .stacked import StackedAE
@@ -67,6 +67,15 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
+    data_path : {"auto", "resident", "streamed"}, default="auto"
+        How the training data reach the device. "resident" moves X there once and slices
+        batches on the device (the fastest); "streamed" leaves X where it is (a memmap
+        stays on disk) and moves one batch at a time, so memory holds a batch, never a
+        copy of X; "auto" streams when X is memory-mapped or when its copy in the training
+        precision would take more than half of the device's free memory (of the available
+        RAM on the CPU). Both paths train on the same batches in the same order, with the
+        same noise: on the CPU the same fit, bit for bit. ``data_path_`` records the path
+        taken.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling (and any noise) through local torch generators;
         the global seeds are never touched. An int gives bit-identical results on the CPU.
@@ -96,6 +105,8 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         Number of epochs run.
     device_ : str
         The device it was trained on.
+    data_path_ : {"resident", "streamed"}
+        The data path training took (see ``data_path``).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -145,6 +156,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        data_path="auto",
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -160,6 +172,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.device = device
+        self.data_path = data_path
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -243,7 +256,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             The fitted classifier.
         """
         continuing = self.warm_start and hasattr(self, "net_")
-        X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, reset=not continuing)
+        X, y = validate_data(self, X, y, dtype="numeric", reset=not continuing)
         check_classification_targets(y)
         if continuing:
             unseen = np.setdiff1d(y, self.classes_)
@@ -279,7 +292,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             Probabilities of the classes in the order of ``classes_``; rows sum to 1.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
+        X = check_X(self, X, reset=False)
         return self._map(lambda module, x: torch.softmax(module(x), dim=1), X)
 
     def predict(self, X):

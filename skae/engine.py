@@ -19,6 +19,8 @@ Tensors in, fitted module and history out; nothing here knows about scikit-learn
 """
 
 import math
+import mmap
+import os
 
 import numpy as np
 import torch
@@ -26,25 +28,42 @@ from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PrintLog
 from torch.utils.data import Dataset, Subset
 
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
-def _to_tensor(array, dtype, device):
-    if not isinstance(array, torch.Tensor):
-        # torch cannot share a read-only buffer (a memmap, say) safely: copy it instead.
-        # torch also refuses negative strides (X[::-1]).
-        array = np.require(array, requirements=["W", "C"])
-    return torch.as_tensor(array, dtype=dtype, device=device)
+
+def host_tensor(array, dtype=None):
+    """A CPU tensor of ``array`` in ``dtype``: its memory shared where torch can, else one copy.
+
+    torch cannot share a read-only buffer (a memmap) safely, nor negative strides (X[::-1]),
+    nor another dtype: those are copied once, straight into the target dtype.
+    """
+    array = np.asarray(array)
+    np_dtype = array.dtype if dtype is None else _NUMPY_DTYPES[dtype]
+    if not (array.flags.writeable and array.flags.c_contiguous and array.dtype == np_dtype):
+        array = np.array(array, dtype=np_dtype, order="C")
+    return torch.from_numpy(array)
+
+
+def _to_device(tensor, device):
+    """``tensor`` on ``device``; from pinned memory without blocking the host on CUDA."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 class DeviceTensors(Dataset):
-    """Arrays moved to ``device`` once, as ``dtype`` (and ``y`` as given, for labels).
+    """The resident data path: arrays moved to ``device`` once, as ``dtype`` (``y`` as given).
 
     skorch calls ``dataset(X, y, **dataset__kwargs)``; ``y=None`` means the input is its own
-    target, as in an autoencoder.
+    target, as in an autoencoder. Batches are slices or gathers of the tensors on the device.
     """
 
+    resident = True
+
     def __init__(self, X, y=None, device="cpu", dtype=torch.float32):
-        self.X = _to_tensor(X, dtype, device)
-        self.y = None if y is None else _to_tensor(y, None, device)
+        self.device = torch.device(device)
+        self.X = host_tensor(X, dtype).to(self.device)
+        self.y = None if y is None else host_tensor(y).to(self.device)
 
     @property
     def tensors(self):
@@ -56,62 +75,155 @@ class DeviceTensors(Dataset):
     def __getitem__(self, i):
         return tuple(t[i] for t in self.tensors)
 
+    def take(self, index):
+        """The rows ``index`` (a slice, or an index tensor on the device), on the device."""
+        return [t[index] for t in self.tensors]
+
+
+class HostArrays(Dataset):
+    """The streamed data path: arrays left where they are (a memmap stays on disk).
+
+    Each batch is gathered from the host arrays, converted to ``dtype`` and moved to
+    ``device`` on its own, so memory holds a batch, never a copy of X. The rows and their
+    conversion are those of :class:`DeviceTensors`, so both paths train on the same numbers.
+    """
+
+    resident = False
+
+    def __init__(self, X, y=None, device="cpu", dtype=torch.float32):
+        self.device = torch.device(device)
+        self.X, self.y, self.dtype = X, y, dtype
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return tuple(t[i] for t in self.take(np.atleast_1d(i)))
+
+    def take(self, index):
+        """The rows ``index`` (a slice, or an index tensor on the CPU), on the device."""
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        arrays = [(self.X, self.dtype)] + ([] if self.y is None else [(self.y, None)])
+        return [
+            _to_device(host_tensor(array[index], dtype), self.device) for array, dtype in arrays
+        ]
+
+
+def _is_memory_mapped(array):
+    """Whether ``array`` (or an array it views) lies in a memory-mapped file."""
+    while array is not None:
+        if isinstance(array, np.memmap | mmap.mmap):
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
+def _available_host_memory():
+    """Bytes the operating system can give without swapping (MemAvailable), if it says."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fits_on_device(X, device, dtype, share=0.5):
+    """Whether the resident path suits ``X``: its copy in ``dtype`` takes at most ``share`` of
+    the device's free memory. A memory-mapped X on the CPU is streamed: it was put on disk to
+    stay there."""
+    device = torch.device(device)
+    nbytes = math.prod(np.shape(X)) * torch.empty((), dtype=dtype).element_size()
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes <= share * free
+    if device.type != "cpu":
+        return True  # no way to ask (MPS): the resident path, as before
+    if _is_memory_mapped(X):
+        return False
+    available = _available_host_memory()
+    return available is None or nbytes <= share * available
+
+
+def auto_dataset(X, y=None, device="cpu", dtype=torch.float32):
+    """:class:`DeviceTensors` when X fits on the device (:func:`fits_on_device`), else
+    :class:`HostArrays`."""
+    path = DeviceTensors if fits_on_device(X, device, dtype) else HostArrays
+    return path(X, y, device=device, dtype=dtype)
+
+
+# The ``data_path`` parameter's values: the dataset class each one uses.
+DATA_PATHS = {"auto": auto_dataset, "resident": DeviceTensors, "streamed": HostArrays}
+
 
 class TensorBatches:
-    """Mini-batches of a :class:`DeviceTensors` (or a ``Subset`` of one, as skorch's
-    ``ValidSplit`` returns) by slicing on the device.
+    """Mini-batches of a :class:`DeviceTensors` or :class:`HostArrays` (or a ``Subset`` of
+    one, as skorch's ``ValidSplit`` returns).
 
     Yields ``(X_input, target)``: the target is ``y`` when labels were given, else the clean
     ``X``; ``corruption(X, generator)``, when given, makes the input (a denoising autoencoder's
-    noise, fresh for every batch). ``seed`` fixes a generator on the data's device that draws
-    the shuffling and the corruption, so a fit never touches torch's global RNG.
+    noise, fresh for every batch). ``seed`` fixes the generators that draw the shuffling
+    (where the rows are indexed: the device for resident data, the CPU for streamed data)
+    and the corruption (where the batch is); on the CPU they are one and the same, so the
+    two data paths see the same batches, the same noise, in the same order. A fit never
+    touches torch's global RNG. The next batch is fetched (on CUDA, copied without blocking
+    from pinned memory) before the current one is handed over.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, seed=None, corruption=None):
-        if isinstance(dataset, Subset):
-            base = dataset.dataset
-            self.index = torch.as_tensor(dataset.indices, device=base.X.device)
-        else:
-            base, self.index = dataset, None
-        self.tensors = base.tensors
+        base, index = (
+            (dataset.dataset, dataset.indices) if isinstance(dataset, Subset) else (dataset, None)
+        )
+        self.base = base
+        index_device = base.device if base.resident else torch.device("cpu")
+        self.index = None if index is None else torch.as_tensor(index, device=index_device)
+        self.n = len(base) if index is None else len(self.index)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.corruption = corruption
-        self.generator = torch.Generator(device=base.X.device)
+        self.generator = torch.Generator(device=index_device)
+        same = index_device == base.device
+        self.noise_generator = self.generator if same else torch.Generator(device=base.device)
         self.reseed(seed)
 
     def reseed(self, seed):
-        """Restart the generator from ``seed`` (None: a fresh nondeterministic one)."""
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(int(seed))
+        """Restart the generators from ``seed`` (None: fresh nondeterministic ones)."""
+        for generator in {id(g): g for g in (self.generator, self.noise_generator)}.values():
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(int(seed))
 
     def __len__(self):
-        n = len(self.tensors[0]) if self.index is None else len(self.index)
-        return math.ceil(n / self.batch_size)
+        return math.ceil(self.n / self.batch_size)
 
     def _order(self):
-        device = self.tensors[0].device
         if self.shuffle:
-            n = len(self.tensors[0]) if self.index is None else len(self.index)
-            perm = torch.randperm(n, generator=self.generator, device=device)
+            perm = torch.randperm(self.n, generator=self.generator, device=self.generator.device)
             return perm if self.index is None else self.index[perm]
         return self.index  # None: contiguous slices, no gather needed
 
-    def __iter__(self):
+    def _batches(self):
         order = self._order()
-        n = len(self.tensors[0]) if order is None else len(order)
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                batch = [t[start : start + self.batch_size] for t in self.tensors]
-            else:
-                idx = order[start : start + self.batch_size]
-                batch = [t[idx] for t in self.tensors]
+        for start in range(0, self.n, self.batch_size):
+            stop = start + self.batch_size
+            yield self.base.take(slice(start, stop) if order is None else order[start:stop])
+
+    def __iter__(self):
+        batches = self._batches()
+        following = next(batches, None)
+        while following is not None:
+            batch, following = following, next(batches, None)
             X = batch[0]
             target = batch[1] if len(batch) > 1 else X
             if self.corruption is not None:
-                X = self.corruption(X, self.generator)
+                X = self.corruption(X, self.noise_generator)
             yield X, target
 
 
@@ -170,7 +282,9 @@ class AutoEncoderNet(NeuralNet):
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):
             return X
-        return self.dataset(X, y, device=self.device, **self.get_params_for("dataset"))
+        dataset = self.dataset(X, y, device=self.device, **self.get_params_for("dataset"))
+        self.data_path_ = "resident" if dataset.resident else "streamed"
+        return dataset
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
@@ -198,12 +312,19 @@ class AutoEncoderNet(NeuralNet):
         self.history.record(prefix + "_loss", loss)
 
 
-def map_batches(fn, X, device, dtype=torch.float32, batch_size=4096):
+def map_batches(fn, X, device, dtype=torch.float32, batch_size=4096, out=None):
     """Apply ``fn`` to ``X`` (an array) in chunks on ``device``; return an array.
 
-    The input goes to the device once (as ``dtype``) and the result comes back once.
+    Each chunk is converted to ``dtype`` and moved on its own, and its result written into
+    the output array: memory holds the output and one chunk, never a copy of X. ``out``, a
+    callable ``(shape=, dtype=) -> array`` (a memmap, say), makes the output array.
     """
-    X = _to_tensor(X, dtype, device)
+    make_out, out = out or np.empty, None
     with torch.inference_mode():
-        out = torch.cat([fn(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
-    return out.cpu().numpy()
+        for start in range(0, max(len(X), 1), batch_size):
+            x = _to_device(host_tensor(X[start : start + batch_size], dtype), device)
+            result = fn(x).cpu().numpy()
+            if out is None:
+                out = make_out(shape=(len(X), *result.shape[1:]), dtype=result.dtype)
+            out[start : start + len(result)] = result
+    return out

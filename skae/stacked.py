@@ -1,9 +1,12 @@
 """The stacked autoencoder: greedy layer-wise pretraining, then end-to-end fine-tuning."""
 
 import copy
+import functools
+import tempfile
 from numbers import Integral, Real
 from typing import ClassVar
 
+import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -96,6 +99,15 @@ class StackedAE(AutoEncoder):
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
+    data_path : {"auto", "resident", "streamed"}, default="auto"
+        How the training data reach the device. "resident" moves X there once and slices
+        batches on the device (the fastest); "streamed" leaves X where it is (a memmap
+        stays on disk) and moves one batch at a time, so memory holds a batch, never a
+        copy of X; "auto" streams when X is memory-mapped or when its copy in the training
+        precision would take more than half of the device's free memory (of the available
+        RAM on the CPU). Both paths train on the same batches in the same order, with the
+        same noise: on the CPU the same fit, bit for bit. ``data_path_`` records the path
+        taken.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling (and any noise) through local torch generators;
         the global seeds are never touched. An int gives bit-identical results on the CPU.
@@ -125,6 +137,8 @@ class StackedAE(AutoEncoder):
         Number of epochs run.
     device_ : str
         The device it was trained on.
+    data_path_ : {"resident", "streamed"}
+        The data path training took (see ``data_path``).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -176,6 +190,7 @@ class StackedAE(AutoEncoder):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        data_path="auto",
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -196,6 +211,7 @@ class StackedAE(AutoEncoder):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            data_path=data_path,
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
@@ -234,25 +250,37 @@ class StackedAE(AutoEncoder):
         # training settings, pretrain_iter epochs, never continued.
         settings = {**self._settings(), "max_iter": self.pretrain_iter, "warm_start": False}
         inputs, layers, curves = X, [], []
-        for depth, ((encoder, decoder), seed) in enumerate(zip(blocks, layer_seeds, strict=True)):
-            shallow = AutoEncoderModule(encoder, decoder)
-            seeds = named_seeds(seed)
-            architecture.init_weights(shallow, torch.Generator().manual_seed(seeds["weights"]))
-            likelihood = self._likelihood if depth == 0 else LIKELIHOODS["mse"]
-            net = fit_net(
-                shallow,
-                Reconstruction(likelihood),
-                inputs,
-                None,
-                settings,
-                seeds,
-                dtype=self._torch_dtype,
-                corruption=self._layer_corruption(inputs),
-            )
-            if depth < len(blocks) - 1:
-                # the fixed encoder's codes, computed on the device, feed the next level
-                inputs = map_batches(shallow.encode, inputs, net.device, self._torch_dtype)
-            layers.append(copy.deepcopy(shallow).cpu())  # fine-tuning goes on in place
-            curves.append(loss_curve(net.history))
+        with tempfile.TemporaryDirectory(prefix="skae-codes-") as scratch:
+            for depth, ((encoder, decoder), seed) in enumerate(
+                zip(blocks, layer_seeds, strict=True)
+            ):
+                shallow = AutoEncoderModule(encoder, decoder)
+                seeds = named_seeds(seed)
+                architecture.init_weights(shallow, torch.Generator().manual_seed(seeds["weights"]))
+                likelihood = self._likelihood if depth == 0 else LIKELIHOODS["mse"]
+                net = fit_net(
+                    shallow,
+                    Reconstruction(likelihood),
+                    inputs,
+                    None,
+                    settings,
+                    seeds,
+                    dtype=self._torch_dtype,
+                    corruption=self._layer_corruption(inputs),
+                )
+                if depth < len(blocks) - 1:
+                    # The fixed encoder's codes, computed on the device, feed the next level;
+                    # when the data were streamed, the codes go to a file as well.
+                    out = None
+                    if net.data_path_ == "streamed":
+                        out = functools.partial(
+                            np.lib.format.open_memmap, f"{scratch}/codes-{depth}.npy", mode="w+"
+                        )
+                    inputs = map_batches(
+                        shallow.encode, inputs, net.device, self._torch_dtype, out=out
+                    )
+                layers.append(copy.deepcopy(shallow).cpu())  # fine-tuning goes on in place
+                curves.append(loss_curve(net.history))
+            del inputs  # the codes' file is deleted with its folder
         self.pretrained_layers_, self.pretrain_loss_curves_ = layers, curves
         return module

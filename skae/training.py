@@ -19,7 +19,7 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
-from .engine import AutoEncoderNet
+from .engine import DATA_PATHS, AutoEncoderNet
 
 # Constraints of the training parameters every skae estimator has.
 TRAINING_CONSTRAINTS = {
@@ -33,6 +33,7 @@ TRAINING_CONSTRAINTS = {
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
     "device": [str, torch.device],
+    "data_path": [StrOptions(set(DATA_PATHS))],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
@@ -185,6 +186,7 @@ def make_net(
         iterator_train__seed=seeds["order"],
         iterator_train__corruption=corruption,
         iterator_valid__seed=seeds["order"],
+        dataset=DATA_PATHS[settings["data_path"]],
         dataset__dtype=dtype,
         train_split=train_split,
         callbacks=callbacks,

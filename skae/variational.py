@@ -105,6 +105,15 @@ class VariationalAE(AutoEncoder):
         Relative improvement of the monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
+    data_path : {"auto", "resident", "streamed"}, default="auto"
+        How the training data reach the device. "resident" moves X there once and slices
+        batches on the device (the fastest); "streamed" leaves X where it is (a memmap
+        stays on disk) and moves one batch at a time, so memory holds a batch, never a
+        copy of X; "auto" streams when X is memory-mapped or when its copy in the training
+        precision would take more than half of the device's free memory (of the available
+        RAM on the CPU). Both paths train on the same batches in the same order, with the
+        same noise: on the CPU the same fit, bit for bit. ``data_path_`` records the path
+        taken.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling (and any noise) through local torch generators;
         the global seeds are never touched. An int gives bit-identical results on the CPU.
@@ -129,6 +138,8 @@ class VariationalAE(AutoEncoder):
         Number of epochs run.
     device_ : str
         The device it was trained on.
+    data_path_ : {"resident", "streamed"}
+        The data path training took (see ``data_path``).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -199,6 +210,7 @@ class VariationalAE(AutoEncoder):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        data_path="auto",
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -219,6 +231,7 @@ class VariationalAE(AutoEncoder):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            data_path=data_path,
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
