@@ -92,8 +92,9 @@ class NeuralNetMixin:
         """skorch's ``History``: one dict per epoch (losses, duration)."""
         return self.net_.history
 
-    def _train(self, X, y=None, *, module, seeds, stratified=False):
-        """Train ``module`` from scratch, or with ``module=None`` continue the fitted net.
+    def _train(self, X, y=None, *, module, seeds, stratified=False, epochs=None):
+        """Train ``module`` from scratch, or with ``module=None`` continue the fitted net, for
+        ``epochs`` (default: ``max_iter``).
 
         A new net becomes ``net_`` only once training succeeded; a continuation that fails
         (diverges) puts the previous net back, so no error leaves a broken model behind.
@@ -101,7 +102,7 @@ class NeuralNetMixin:
         if module is None:
             previous = copy.deepcopy(self.net_)  # weights, optimizer state and history
             try:
-                epochs = continue_net(self.net_, X, y, seeds)
+                epochs = continue_net(self.net_, X, y, seeds, epochs)
             except BaseException:
                 self.net_ = previous
                 raise
@@ -116,6 +117,7 @@ class NeuralNetMixin:
                 dtype=self._torch_dtype,
                 corruption=self._corruption(),
                 stratified=stratified,
+                epochs=epochs,
             )
             self.net_, self.device_ = net, net.device
             self.data_path_ = net.data_path_
@@ -305,6 +307,37 @@ class BaseAutoEncoder(
         seeds = named_seeds(self.random_state)
         module = self._init_module(X, seeds) if first_fit else None
         self._train(self._training_rows(X), module=module, seeds=seeds)
+        self._after_fit(X)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """One pass over X, continuing the optimizer, its state and the seeds' streams.
+
+        The first call initialises the module as ``fit`` does; each call is one epoch of
+        ``max_iter`` (so early stopping and the learning-rate schedule see one epoch per
+        call). Feed data larger than memory chunk by chunk, or loop over a stream. A call
+        that fails (a wrong number of features, a diverging step) leaves the model as it
+        was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first_fit = not hasattr(self, "net_")
+        X = check_X(self, X, reset=first_fit)
+        self._check_data(X)
+        seeds = named_seeds(self.random_state)
+        module = self._init_module(X, seeds) if first_fit else None
+        self._train(X, module=module, seeds=seeds, epochs=1)
         self._after_fit(X)
         return self
 

@@ -255,27 +255,64 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         self : object
             The fitted classifier.
         """
-        continuing = self.warm_start and hasattr(self, "net_")
+        return self._fit(X, y, continuing=self.warm_start and hasattr(self, "net_"))
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def partial_fit(self, X, y, classes=None):
+        """One pass over X, y: the first call sets everything up, later ones continue.
+
+        As ``MLPClassifier.partial_fit``: the first call needs ``classes``, every label any
+        call will see; it fits the autoencoder (if it is not fitted) on that first chunk.
+        Each call is one epoch of fine-tuning, continuing the optimizer's state and the
+        seeds' streams. A call that fails (unknown labels, a wrong number of features)
+        leaves the classifier as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class label; required on the first call, ignored afterwards.
+
+        Returns
+        -------
+        self : object
+            The updated classifier.
+        """
+        continuing = hasattr(self, "net_")
+        if not continuing and classes is None:
+            raise ValueError(
+                "classes must be passed on the first call to partial_fit: the classifier's "
+                "output layer needs every label any call will see."
+            )
+        return self._fit(X, y, continuing=continuing, classes=classes, epochs=1)
+
+    def _fit(self, X, y, *, continuing, classes=None, epochs=None):
         X, y = validate_data(self, X, y, dtype="numeric", reset=not continuing)
         check_classification_targets(y)
-        if continuing:
-            unseen = np.setdiff1d(y, self.classes_)
-            if unseen.size:
-                raise ValueError(
-                    f"y has labels {unseen.tolist()} that the first fit did not see; "
-                    "warm_start=True continues that fit with its classes_."
-                )
-            y_encoded = np.searchsorted(self.classes_, y)
+        labels = LabelEncoder().fit(y if classes is None or continuing else classes)
+        known = self.classes_ if continuing else labels.classes_
+        unseen = np.setdiff1d(y, known)
+        if unseen.size and continuing:
+            raise ValueError(
+                f"y has labels {unseen.tolist()} that the first fit did not see; warm_start "
+                f"and partial_fit continue that fit with its classes_ {known.tolist()}."
+            )
+        if unseen.size:
+            raise ValueError(
+                f"y has labels {unseen.tolist()} that are not in classes={known.tolist()}."
+            )
         # the nested autoencoder's seed is drawn after those of the classifier's own training
         seeds = named_seeds(self.random_state, (*SEED_NAMES, "autoencoder"))
         module = None
         if not continuing:
-            labels = LabelEncoder()
-            y_encoded = labels.fit_transform(y)
             self.classes_ = labels.classes_
             self.autoencoder_ = self._fitted_autoencoder(X, seeds["autoencoder"])
             module = self._init_module(seeds)
-        self._train(X, y_encoded.astype(np.int64), module=module, seeds=seeds, stratified=True)
+        y_encoded = np.searchsorted(self.classes_, y).astype(np.int64)
+        self._train(X, y_encoded, module=module, seeds=seeds, stratified=True, epochs=epochs)
         return self
 
     def predict_proba(self, X):

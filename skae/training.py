@@ -195,8 +195,21 @@ def make_net(
     )
 
 
-def fit_net(module, objective, X, y, settings, seeds, *, dtype, corruption=None, stratified=False):
-    """Train ``module`` on ``X`` (and ``y``) from scratch; return the trained net."""
+def fit_net(
+    module,
+    objective,
+    X,
+    y,
+    settings,
+    seeds,
+    *,
+    dtype,
+    corruption=None,
+    stratified=False,
+    epochs=None,
+):
+    """Train ``module`` on ``X`` (and ``y``) from scratch for ``epochs`` (default: the
+    settings' ``max_iter``); return the trained net."""
     net = make_net(
         module,
         objective,
@@ -208,20 +221,21 @@ def fit_net(module, objective, X, y, settings, seeds, *, dtype, corruption=None,
         stratified=stratified,
     ).initialize()
     with lend_generator(net.criterion_, net.device, seeds["sampling"]):
-        net.partial_fit(X, y)
+        net.partial_fit(X, y, epochs=epochs)
     net.module_.eval()
     return net
 
 
-def continue_net(net, X, y, seeds):
-    """Train a fitted net further (``warm_start``); return the number of epochs run.
+def continue_net(net, X, y, seeds, epochs=None):
+    """Train a fitted net further (``warm_start``, ``partial_fit``) for ``epochs`` (default:
+    its ``max_epochs``); return the number of epochs run.
 
     A continuation must not replay the first call's sampling noise (the engine does the
     same for the data order), so the sampling seed moves on with the history.
     """
     before = len(net.history)
     with lend_generator(net.criterion_, net.device, seeds["sampling"] + before):
-        net.partial_fit(X, y)
+        net.partial_fit(X, y, epochs=epochs)
     net.module_.eval()
     return len(net.history) - before
 
