@@ -282,9 +282,13 @@ class AutoEncoderNet(NeuralNet):
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):
             return X
-        dataset = self.dataset(X, y, device=self.device, **self.get_params_for("dataset"))
-        self.data_path_ = "resident" if dataset.resident else "streamed"
-        return dataset
+        params = self.get_params_for("dataset")
+        path = self.dataset
+        if path is auto_dataset:  # decided here, so that data_path_ is known if it fails
+            resident = fits_on_device(X, self.device, params.get("dtype", torch.float32))
+            path = DeviceTensors if resident else HostArrays
+        self.data_path_ = "resident" if path.resident else "streamed"
+        return path(X, y, device=self.device, **params)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:

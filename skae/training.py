@@ -7,6 +7,7 @@ autoencoder's pretraining) build their nets the same way without sharing objects
 """
 
 import contextlib
+import copy
 import math
 import warnings
 from numbers import Integral, Real
@@ -209,19 +210,53 @@ def fit_net(
     epochs=None,
 ):
     """Train ``module`` on ``X`` (and ``y``) from scratch for ``epochs`` (default: the
-    settings' ``max_iter``); return the trained net."""
-    net = make_net(
-        module,
-        objective,
-        settings,
-        seeds,
-        len(X),
-        dtype=dtype,
-        corruption=corruption,
-        stratified=stratified,
-    ).initialize()
-    with lend_generator(net.criterion_, net.device, seeds["sampling"]):
-        net.partial_fit(X, y, epochs=epochs)
+    settings' ``max_iter``); return the trained net.
+
+    A device out-of-memory error on the resident path chosen by ``data_path="auto"`` starts
+    again, from the same initial weights, on the streamed path, with a warning; any other
+    is raised as a ``MemoryError`` that says what to change.
+    """
+    initial = copy.deepcopy(module.state_dict())
+    nets = []
+
+    def train(settings):
+        net = make_net(
+            module,
+            objective,
+            settings,
+            seeds,
+            len(X),
+            dtype=dtype,
+            corruption=corruption,
+            stratified=stratified,
+        ).initialize()
+        nets.append(net)
+        with lend_generator(net.criterion_, net.device, seeds["sampling"]):
+            net.partial_fit(X, y, epochs=epochs)
+        return net
+
+    try:
+        net = train(settings)
+    except torch.OutOfMemoryError as error:
+        device = resolve_device(settings["device"])
+        took = getattr(nets[-1], "data_path_", None) if nets else None
+        if settings["data_path"] != "auto" or took != "resident":
+            raise MemoryError(
+                f"{device} ran out of memory while training (data_path="
+                f"{settings['data_path']!r}, batch_size={settings['batch_size']!r}): lower "
+                "batch_size, use a smaller network, or set data_path='streamed' so that "
+                f"only one batch at a time is on the device. torch said: {error}"
+            ) from error
+        warnings.warn(
+            f"{device} ran out of memory with the data resident on it; training again from "
+            "the same initial weights with data_path='streamed' (one batch at a time).",
+            ResourceWarning,
+            stacklevel=3,
+        )
+        module.load_state_dict(initial)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        net = train({**settings, "data_path": "streamed"})
     net.module_.eval()
     return net
 

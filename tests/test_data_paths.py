@@ -131,3 +131,30 @@ def test_data_path_is_validated(digits):
 
     with pytest.raises(InvalidParameterError, match="'data_path' parameter"):
         AutoEncoder(data_path="disk").fit(digits[0])
+
+
+@pytest.fixture
+def device_full(monkeypatch):
+    """A device with no room for the data: moving X there runs out of memory (simulated)."""
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+
+    monkeypatch.setattr(DeviceTensors, "__init__", out_of_memory)
+
+
+def test_out_of_memory_on_the_resident_path_falls_back_to_streaming(digits, device_full):
+    X, X_test, *_ = digits
+    params = {"n_components": 3, "max_iter": 3, "random_state": 0}
+    with pytest.warns(ResourceWarning, match="ran out of memory .* data_path='streamed'"):
+        auto = AutoEncoder(**params).fit(X)
+    assert auto.data_path_ == "streamed"
+    streamed = AutoEncoder(data_path="streamed", **params).fit(X)
+    assert_array_equal(auto.transform(X_test), streamed.transform(X_test))  # a fresh start
+
+
+def test_out_of_memory_on_a_forced_path_names_what_to_change(digits, device_full):
+    ae = AutoEncoder(data_path="resident", max_iter=2)
+    with pytest.raises(MemoryError, match=r"lower batch_size.*data_path='streamed'"):
+        ae.fit(digits[0])
+    assert not hasattr(ae, "net_")
