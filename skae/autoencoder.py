@@ -16,6 +16,12 @@ from .modules import ACTIVATIONS, init_weights, linear_autoencoder
 from .training import TRAINING_CONSTRAINTS
 
 
+def _chunks(X, dtype=None, size=8192):
+    """X in blocks of rows (in ``dtype``): memory holds a block, never a copy of X."""
+    for start in range(0, len(X), size):
+        yield np.asarray(X[start : start + size], dtype=dtype)
+
+
 class AutoEncoder(BaseAutoEncoder):
     """A deep undercomplete autoencoder as a scikit-learn transformer, on any network.
 
@@ -403,10 +409,9 @@ class LinearAE(BaseAutoEncoder):
         n_samples, n_features = X.shape
         if n_samples <= 2 * n_features:
             return X
-        X = X.astype(np.float64, copy=False)
-        mean = X.mean(axis=0)
-        centred = X - mean
-        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / n_samples)
+        mean = X.mean(axis=0, dtype=np.float64)
+        scatter = sum((chunk - mean).T @ (chunk - mean) for chunk in _chunks(X, dtype=np.float64))
+        eigenvalues, eigenvectors = np.linalg.eigh(scatter / n_samples)
         # eigenvalues below the rounding of the largest are zero directions of the data
         keep = eigenvalues > eigenvalues[-1] * n_features * np.finfo(np.float64).eps
         p = int(keep.sum())
@@ -422,13 +427,15 @@ class LinearAE(BaseAutoEncoder):
         self.mean_ = self.module_.decoder[1].shift.detach().cpu().numpy().astype(dtype)
         decoder = self.module_.decoder[0].weight.detach().cpu().double().numpy()
         basis, _ = np.linalg.qr(decoder)  # (n_features, n_components), orthonormal
-        projected = (X - self.mean_) @ basis
+        projected = np.concatenate([(chunk - self.mean_) @ basis for chunk in _chunks(X)])
         _, singular_values, vt = np.linalg.svd(projected, full_matrices=False)
         _, components = svd_flip(None, vt @ basis.T, u_based_decision=False)
         n_samples = X.shape[0]
         self.components_ = components.astype(dtype, copy=False)
         self.explained_variance_ = (singular_values**2 / max(n_samples - 1, 1)).astype(dtype)
-        total_variance = X.var(axis=0, ddof=1).sum() if n_samples > 1 else 0.0
+        data_mean = X.mean(axis=0, dtype=np.float64)
+        squares = sum(((chunk - data_mean) ** 2).sum() for chunk in _chunks(X, np.float64))
+        total_variance = squares / (n_samples - 1) if n_samples > 1 else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             self.explained_variance_ratio_ = self.explained_variance_ / total_variance
         weight = torch.as_tensor(components, dtype=self._torch_dtype)

@@ -262,15 +262,26 @@ def fit_net(
 
 
 def continue_net(net, X, y, seeds, epochs=None):
-    """Train a fitted net further (``warm_start``, ``partial_fit``) for ``epochs`` (default:
-    its ``max_epochs``); return the number of epochs run.
+    """Train a fitted net further for ``epochs`` (default: its ``max_epochs``); return the
+    number of epochs run.
 
-    A continuation must not replay the first call's sampling noise (the engine does the
-    same for the data order), so the sampling seed moves on with the history.
+    ``warm_start`` (``epochs=None``) starts a new learning-rate cycle, as ``fit`` promises;
+    ``partial_fit`` (one epoch per call) carries the schedule on from the epochs run. A
+    continuation must not replay the first call's sampling noise (the engine does the same
+    for the data order), so the sampling seed moves on with the history.
     """
     before = len(net.history)
-    with lend_generator(net.criterion_, net.device, seeds["sampling"] + before):
-        net.partial_fit(X, y, epochs=epochs)
+    schedule = dict(net.callbacks_).get("lr_schedule")
+    # skorch's LRScheduler passes its extra attributes (last_epoch) to the policy
+    restart = getattr(schedule, "last_epoch", None)
+    if epochs is not None and restart is not None:
+        schedule.last_epoch = before - 1
+    try:
+        with lend_generator(net.criterion_, net.device, seeds["sampling"] + before):
+            net.partial_fit(X, y, epochs=epochs)
+    finally:
+        if epochs is not None and restart is not None:
+            schedule.last_epoch = restart
     net.module_.eval()
     return len(net.history) - before
 

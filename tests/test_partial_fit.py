@@ -93,3 +93,17 @@ def test_classes_may_hold_labels_the_first_chunk_lacks(digits):
     assert clf.predict_proba(X).shape == (len(X), 10)
     with pytest.raises(ValueError, match=r"labels \[3\] that are not in classes=\[0, 1, 2\]"):
         EncoderClassifier(random_state=0).partial_fit(X[:20], y[:20] % 4, classes=[0, 1, 2])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "adaptive"])
+def test_the_learning_rate_schedule_carries_on_across_calls(digits01, schedule):
+    params = {"learning_rate": schedule, "max_iter": 4, "random_state": 0}
+    whole = AutoEncoder(**params).fit(digits01)
+    chunked = AutoEncoder(**params)
+    for _ in range(4):
+        chunked.partial_fit(digits01)
+    assert chunked.history_[:, "learning_rate"] == whole.history_[:, "learning_rate"]
+    if schedule == "cosine":  # while warm_start's fit starts a new cycle, as documented
+        warm = AutoEncoder(**{**params, "max_iter": 2}, warm_start=True)
+        rates = warm.fit(digits01).fit(digits01).history_[:, "learning_rate"]
+        assert rates[0] == rates[2] > rates[1] == rates[3]
