@@ -78,3 +78,34 @@ def test_any_network_trains_on_the_gpu(digits, module):
     assert np.isfinite(est.transform(X_test)).all()
     if module == "user":
         assert not any(p.is_cuda for p in network.parameters())  # the user's copy stays put
+
+
+def test_the_streamed_path_feeds_the_gpu_from_pinned_memory(digits, tmp_path):
+    from skae.engine import HostArrays
+
+    X, X_test, *_ = digits
+    batch = HostArrays(X, device="cuda").take(np.arange(10))[0]
+    assert batch.is_cuda and batch.shape == (10, 64)
+    np.save(tmp_path / "X.npy", X)
+    mm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    params = {"n_components": 3, "max_iter": 3, "device": "cuda", "random_state": 0}
+    streamed = AutoEncoder(**params).fit(mm)  # "auto" streams a memmap
+    resident = AutoEncoder(data_path="resident", **params).fit(X)
+    assert streamed.data_path_ == "streamed" and resident.data_path_ == "resident"
+    # the order is drawn on the CPU for streamed data, on the GPU for resident data: the
+    # fits differ in their batches, not in their quality
+    errors = [
+        ((m.inverse_transform(m.transform(X_test)) - X_test) ** 2).sum(1).mean()
+        for m in (streamed, resident)
+    ]
+    assert abs(errors[0] - errors[1]) < 0.1 * errors[1]
+
+
+def test_partial_fit_and_transform_of_a_memmap_on_the_gpu(digits, tmp_path):
+    X, *_ = digits
+    np.save(tmp_path / "X.npy", X)
+    mm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    ae = AutoEncoder(n_components=3, device="cuda", random_state=0)
+    for chunk in np.array_split(np.arange(len(mm)), 3):
+        ae.partial_fit(mm[chunk])
+    assert ae.n_iter_ == 3 and np.isfinite(ae.transform(mm)).all()
