@@ -45,6 +45,9 @@ from .training import (
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
+# Rows per chunk when a fitted module runs over data (transform and friends).
+MAP_CHUNK = 4096
+
 
 def output_dtype(X):
     """float32 input gives float32 results, any other numeric input float64 (as scikit-learn)."""
@@ -147,14 +150,35 @@ class NeuralNetMixin:
 
         Training runs in ``_torch_dtype``; float64 input is evaluated with a float64 copy of
         the weights, so results do not depend on how rows are batched (float32 rounding
-        does) and float64 stays float64 as in scikit-learn.
+        does) and float64 stays float64 as in scikit-learn. Chunks of rows that run the
+        device out of memory are retried eight times smaller, with a warning.
         """
         module = self.module_
         out_dtype = output_dtype(X)
         dtype = torch.float64 if out_dtype == np.float64 else self._torch_dtype
         if dtype != self._torch_dtype:
             module = copy.deepcopy(module).to(dtype)
-        out = map_batches(lambda x: fn(module, x), X, self.net_.device, dtype)
+        device = self.net_.device
+        try:
+            out = map_batches(lambda x: fn(module, x), X, device, dtype, MAP_CHUNK)
+        except torch.OutOfMemoryError as error:
+            warnings.warn(
+                f"{device} ran out of memory on chunks of {MAP_CHUNK} rows; retrying with "
+                f"{MAP_CHUNK // 8}.",
+                ResourceWarning,
+                stacklevel=3,
+            )
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            try:
+                out = map_batches(lambda x: fn(module, x), X, device, dtype, MAP_CHUNK // 8)
+            except torch.OutOfMemoryError:
+                raise MemoryError(
+                    f"{device} ran out of memory running the module on chunks of "
+                    f"{MAP_CHUNK // 8} rows: the network is too large for the device's free "
+                    f"memory; free some, or move the estimator's module to the CPU. torch "
+                    f"said: {error}"
+                ) from error
         return out.astype(out_dtype, copy=False)
 
 

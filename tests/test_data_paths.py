@@ -179,3 +179,24 @@ def test_every_variant_fits_a_memmap_without_copying_it(memmap, estimator):
     fitted, peak = peak_numpy_memory(estimator.set_params(random_state=0).fit, memmap)
     assert fitted.data_path_ == ("resident" if isinstance(fitted, LinearAE) else "streamed")
     assert peak < memmap.nbytes / 4, peak
+
+
+def test_transform_out_of_memory_retries_in_smaller_chunks(digits, monkeypatch):
+    import skae.base
+
+    X, *_ = digits
+    ae = AutoEncoder(n_components=2, max_iter=1, random_state=0).fit(X)
+    expected = ae.transform(X)
+    encode = skae.base.encode
+
+    def encode_small_batches_only(module, x):
+        if len(x) > 512:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return encode(module, x)
+
+    monkeypatch.setattr(skae.base, "encode", encode_small_batches_only)
+    with pytest.warns(ResourceWarning, match="retrying with 512"):
+        assert_array_equal(ae.transform(X), expected)
+    monkeypatch.setattr(skae.base, "MAP_CHUNK", 8192)
+    with pytest.raises(MemoryError, match="on chunks of 1024 rows"), pytest.warns(ResourceWarning):
+        ae.transform(X)
