@@ -1,12 +1,15 @@
-"""The training engine: skorch's ``NeuralNet`` with a data path that stays on the device.
+"""The training engine: skorch's ``NeuralNet`` with two data paths of its own.
 
 skorch supplies the loop (``fit_loop`` -> ``run_single_epoch`` -> ``train_step``), callbacks,
 history, device handling and pickling. Two pieces of its default path are slow for the small,
 dense arrays an autoencoder trains on, and only those are replaced:
 
 * batches: skorch's ``DataLoader`` builds every batch from single-sample indexing and copies it
-  to the device. Here the whole array is moved once (:class:`DeviceTensors`) and each batch is
-  a slice or an index gather of tensors already there (:class:`TensorBatches`);
+  to the device. Here either the whole array is moved once (:class:`DeviceTensors`, the
+  resident path) and each batch is a slice or an index gather of tensors already there, or
+  each batch is gathered from arrays left on the host, converted and moved on its own
+  (:class:`HostArrays`, the streamed path, for data larger than the device); one batch
+  iterator (:class:`TensorBatches`) draws the same batches in the same order from both;
 * per-batch ``loss.item()``: it forces a device synchronisation per batch. Here the epoch's loss
   is summed on the device and read once per epoch.
 
