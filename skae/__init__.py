@@ -4,6 +4,7 @@ from .architectures import MLP, ConvNet
 from .autoencoder import AutoEncoder, LinearAE
 from .classifier import EncoderClassifier
 from .denoising import DenoisingAE
+from .outliers import OutlierDetector
 from .regularized import ContractiveAE, SparseAE
 from .stacked import StackedAE
 from .variational import VariationalAE
@@ -16,6 +17,7 @@ __all__ = [
     "EncoderClassifier",
     "LinearAE",
     "MLP",
+    "OutlierDetector",
     "SparseAE",
     "StackedAE",
     "VariationalAE",

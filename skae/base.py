@@ -25,8 +25,9 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     _fit_context,
+    clone,
 )
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -180,6 +181,34 @@ class NeuralNetMixin:
                     f"said: {error}"
                 ) from error
         return out.astype(out_dtype, copy=False)
+
+
+def fitted_copy(estimator, X, seed):
+    """A fitted copy of ``estimator`` for a meta-estimator: a deep copy of a fitted one (the
+    object passed is never changed), else a clone fitted on X.
+
+    A clone's ``random_state=None`` parameters (nested ones included) are seeded from
+    ``seed``, as scikit-learn's meta-estimators seed what they build, so that a
+    meta-estimator with ``random_state`` set is deterministic end to end. A fitted one must
+    have been fitted on X's number of features.
+    """
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        fitted = clone(estimator)
+        unseeded = {
+            name: seed
+            for name, value in fitted.get_params().items()
+            if name.endswith("random_state") and value is None
+        }
+        return fitted.set_params(**unseeded).fit(X)
+    fitted = copy.deepcopy(estimator)
+    if getattr(fitted, "n_features_in_", X.shape[1]) != X.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but the fitted autoencoder "
+            f"{type(fitted).__name__} was fitted on {fitted.n_features_in_}."
+        )
+    return fitted
 
 
 def check_module(module, x, n_components, variational=False):

@@ -5,15 +5,14 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .base import NeuralNetMixin, check_X
+from .base import NeuralNetMixin, check_X, fitted_copy
 from .modules import AutoEncoderModule, CodeClassifier, VAEModule, init_weights
 from .objectives import CrossEntropy
 from .stacked import StackedAE
@@ -214,28 +213,12 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
                 random_state=seed,
             )
             return default.fit(X)
-        try:
-            check_is_fitted(self.autoencoder)
-        except NotFittedError:
-            autoencoder = clone(self.autoencoder)
-            unseeded = {
-                name: seed
-                for name, value in autoencoder.get_params().items()
-                if name.endswith("random_state") and value is None
-            }
-            autoencoder = autoencoder.set_params(**unseeded).fit(X)
-        else:
-            autoencoder = copy.deepcopy(self.autoencoder)
+        autoencoder = fitted_copy(self.autoencoder, X, seed)
         module = getattr(autoencoder, "module_", None)
         if not (hasattr(module, "encode") or hasattr(module, "posterior")):
             raise ValueError(
                 f"autoencoder={self.autoencoder!r} is not a skae autoencoder: its fitted "
                 "module_ has no encode method to put the softmax layer on."
-            )
-        if autoencoder.n_features_in_ != X.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but the fitted autoencoder "
-                f"{type(autoencoder).__name__} was fitted on {autoencoder.n_features_in_}."
             )
         return autoencoder
 

@@ -16,6 +16,7 @@ from skae import (  # noqa: E402
     DenoisingAE,
     EncoderClassifier,
     LinearAE,
+    OutlierDetector,
     SparseAE,
     StackedAE,
     VariationalAE,
@@ -76,6 +77,6 @@ def test_every_parameter_is_documented():
 
     from numpydoc.docscrape import ClassDoc
 
-    for cls in EVERY:
+    for cls in [*EVERY, OutlierDetector]:
         documented = [p.name for p in ClassDoc(cls)["Parameters"]]
         assert documented == list(inspect.signature(cls).parameters), cls.__name__

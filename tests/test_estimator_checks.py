@@ -13,6 +13,7 @@ with its reason in ``expected_failed_checks``.
 import inspect
 
 from sklearn.base import BaseEstimator
+from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
@@ -24,6 +25,7 @@ from skae import (
     ConvNet,
     DenoisingAE,
     EncoderClassifier,
+    OutlierDetector,
     SparseAE,
     StackedAE,
     VariationalAE,
@@ -86,6 +88,12 @@ CONFIGURATIONS = {
         {"module": SMALL_CONV, "max_iter": 5},
         {"module": TinyVAE(width=1), "max_iter": 10},
     ],
+    OutlierDetector: [
+        {"autoencoder": AutoEncoder(max_iter=20)},
+        {"autoencoder": VariationalAE(max_iter=10), "contamination": 0.1},
+        {"autoencoder": PCA(n_components=1), "refit_inliers": True},
+        {"autoencoder": AutoEncoder(module=TiedAE(width=1), max_iter=10), "contamination": 0.2},
+    ],
     EncoderClassifier: [
         {
             "autoencoder": StackedAE(
@@ -113,7 +121,8 @@ CONFIGURATIONS = {
 
 def instances():
     for cls in PUBLIC_ESTIMATORS:
-        yield cls(max_iter=20 if cls is not EncoderClassifier else 30, random_state=0)
+        if "max_iter" in inspect.signature(cls).parameters:
+            yield cls(max_iter=20 if cls is not EncoderClassifier else 30, random_state=0)
         for params in CONFIGURATIONS.get(cls, []):
             yield cls(**params, random_state=0)
 
@@ -123,7 +132,7 @@ ESTIMATORS = list(instances())
 
 def test_every_public_estimator_is_checked():
     assert {type(e) for e in ESTIMATORS} == set(PUBLIC_ESTIMATORS)
-    assert len(PUBLIC_ESTIMATORS) == 8
+    assert len(PUBLIC_ESTIMATORS) == 9
     assert set(CONFIGURATIONS) <= set(PUBLIC_ESTIMATORS)
 
 
