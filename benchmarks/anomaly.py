@@ -45,8 +45,9 @@ class _Pyod:
         return -self.detector.decision_function(X)
 
 
-def detectors(n_components, hidden, max_iter, seed):
-    """Every detector, configured alike where their parameters allow."""
+def detectors(n_components, hidden, max_iter, seed, image_shape=None):
+    """Every detector, configured alike where their parameters allow; on images also skae's
+    AutoEncoder with the convolutional network."""
     common = {
         "n_components": n_components,
         "hidden_layer_sizes": hidden,
@@ -66,6 +67,11 @@ def detectors(n_components, hidden, max_iter, seed):
         "LocalOutlierFactor(novelty)": LocalOutlierFactor(novelty=True),
         "OneClassSVM": OneClassSVM(gamma="scale", nu=0.1),
     }
+    if image_shape is not None:
+        conv = {k: v for k, v in common.items() if k != "hidden_layer_sizes"}
+        found["skae AutoEncoder (ConvNet)"] = skae.OutlierDetector(
+            skae.AutoEncoder(module=skae.ConvNet(input_shape=image_shape), **conv)
+        )
     try:
         from pyod.models.auto_encoder import AutoEncoder as PyodAE
         from pyod.models.vae import VAE as PyodVAE
@@ -86,7 +92,7 @@ def detectors(n_components, hidden, max_iter, seed):
     return found
 
 
-def _evaluate(splits, n_components, hidden, max_iter, seeds):
+def _evaluate(splits, n_components, hidden, max_iter, seeds, image_shape=None):
     """{detector: [(auc, ap, fit_s, score_s) per seed]}, each averaged over the splits."""
     results = {}
     for seed in seeds:
@@ -94,7 +100,8 @@ def _evaluate(splits, n_components, hidden, max_iter, seeds):
         for X_train, X_test, is_outlier in splits(seed):
             scaler = StandardScaler().fit(X_train)
             X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-            for name, det in detectors(n_components, hidden, max_iter, seed).items():
+            found = detectors(n_components, hidden, max_iter, seed, image_shape)
+            for name, det in found.items():
                 start = time.perf_counter()
                 det.fit(X_train)
                 fitted = time.perf_counter()
@@ -149,7 +156,8 @@ def digits_table(seeds, max_iter):
     X, X_test, y, y_test = train_test_split(
         digits.data, digits.target, train_size=0.7, stratify=digits.target, random_state=0
     )
-    results = _evaluate(one_class_splits(X, y, X_test, y_test), 8, (64,), max_iter, seeds)
+    splits = one_class_splits(X, y, X_test, y_test)
+    results = _evaluate(splits, 8, (64,), max_iter, seeds, image_shape=(1, 8, 8))
     return _table(results)
 
 
@@ -171,4 +179,4 @@ def breast_cancer_table(seeds, max_iter):
 def mnist_table(mnist, seeds, max_iter, n_train):
     X, y = mnist.X_train[:n_train], mnist.y_train[:n_train]
     splits = one_class_splits(X, y, mnist.X_test, mnist.y_test)
-    return _table(_evaluate(splits, 16, (128,), max_iter, seeds))
+    return _table(_evaluate(splits, 16, (128,), max_iter, seeds, image_shape=(1, 28, 28)))

@@ -119,3 +119,18 @@ def test_speed_benchmark_times_the_three_loops(scratch, small_mnist):
     assert len(rows) >= 2
     hand, ours, default = (float(cell) for cell in rows[0].split("|")[3:6])
     assert hand > 0 and ours > 0 and default > 0
+
+
+def test_anomaly_mode_ranks_every_detector(scratch):
+    bench.main(["--mode", "anomaly", "--seeds", "1", "--max-iter", "2"])
+    text = (scratch / "benchmarks" / "results" / "anomaly.md").read_text()
+    for detector in (
+        "skae AutoEncoder",
+        "skae VariationalAE",
+        "PCA reconstruction",
+        "IsolationForest",
+        "OneClassSVM",
+    ):
+        rows = [line for line in text.splitlines() if line.startswith(f"| {detector} | ")]
+        assert len(rows) == 2  # digits and breast cancer
+        assert all(0.5 < float(row.split("|")[2].split("±")[0]) <= 1 for row in rows)
