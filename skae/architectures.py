@@ -39,7 +39,16 @@ def _positive_ints(value, name):
     return [int(s) for s in sizes]
 
 
-class MLP(BaseEstimator):
+class _BuiltIn(BaseEstimator):
+    """What skae's built-in architectures share: weights drawn from a local generator."""
+
+    def init_weights(self, module, generator):
+        """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
+        unit variance (a zero log-variance head)."""
+        return _init_weights(module, generator, self.activation)
+
+
+class MLP(_BuiltIn):
     """A multilayer perceptron autoencoder: the default network of skae's estimators.
 
     The encoder maps ``n_features -> *hidden_layer_sizes -> n_components`` (a linear code
@@ -86,11 +95,6 @@ class MLP(BaseEstimator):
             n_features, sizes, n_components, self.activation, code_activation=code_activation
         )
 
-    def init_weights(self, module, generator):
-        """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
-        unit variance (a zero log-variance head)."""
-        return _init_weights(module, generator, self.activation)
-
     def blocks(self, module):
         """The ``(encoder_block, decoder_block)`` of each level, bottom first, sharing the
         module's layers: the shallow autoencoders of greedy layer-wise pretraining."""
@@ -106,7 +110,7 @@ class MLP(BaseEstimator):
         ]
 
 
-class ConvNet(BaseEstimator):
+class ConvNet(_BuiltIn):
     """A convolutional autoencoder for images given as flattened rows.
 
     Each row of X holds one image of ``input_shape`` (channels, height, width) in row-major
@@ -193,11 +197,6 @@ class ConvNet(BaseEstimator):
             self.activation,
             code_activation=code_activation,
         )
-
-    def init_weights(self, module, generator):
-        """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
-        unit variance (a zero log-variance head)."""
-        return _init_weights(module, generator, self.activation)
 
     def blocks(self, module):
         """The ``(encoder_block, decoder_block)`` of each level, bottom first, sharing the
