@@ -101,7 +101,7 @@ class HostArrays(Dataset):
         return len(self.X)
 
     def __getitem__(self, i):
-        return tuple(t[i] for t in self.take(np.atleast_1d(i)))
+        return tuple(t[0] for t in self.take(np.array([i])))
 
     def take(self, index):
         """The rows ``index`` (a slice, or an index tensor on the CPU), on the device."""

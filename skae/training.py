@@ -216,8 +216,8 @@ def fit_net(
     again, from the same initial weights, on the streamed path, with a warning; any other
     is raised as a ``MemoryError`` that says what to change.
     """
-    initial = copy.deepcopy(module.state_dict())
-    nets = []
+    # only "auto" may start again, and then from the same initial weights
+    initial = copy.deepcopy(module.state_dict()) if settings["data_path"] == "auto" else None
 
     def train(settings):
         net = make_net(
@@ -229,18 +229,21 @@ def fit_net(
             dtype=dtype,
             corruption=corruption,
             stratified=stratified,
-        ).initialize()
-        nets.append(net)
-        with lend_generator(net.criterion_, net.device, seeds["sampling"]):
-            net.partial_fit(X, y, epochs=epochs)
+        )
+        try:
+            net.initialize()
+            with lend_generator(net.criterion_, net.device, seeds["sampling"]):
+                net.partial_fit(X, y, epochs=epochs)
+        except torch.OutOfMemoryError as error:
+            error.data_path = getattr(net, "data_path_", None)
+            raise
         return net
 
     try:
         net = train(settings)
     except torch.OutOfMemoryError as error:
         device = resolve_device(settings["device"])
-        took = getattr(nets[-1], "data_path_", None) if nets else None
-        if settings["data_path"] != "auto" or took != "resident":
+        if initial is None or error.data_path != "resident":
             raise MemoryError(
                 f"{device} ran out of memory while training (data_path="
                 f"{settings['data_path']!r}, batch_size={settings['batch_size']!r}): lower "

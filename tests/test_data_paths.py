@@ -126,6 +126,7 @@ def test_the_streamed_dataset_returns_the_resident_rows(digits):
     index = np.array([7, 3, 3, 49])
     assert_array_equal(streamed.take(index)[0], resident.take(index)[0])
     assert_array_equal(streamed.take(slice(10, 20))[0], resident.take(slice(10, 20))[0])
+    assert_array_equal(streamed[42][0], resident[42][0])
 
 
 def test_data_path_is_validated(digits):
