@@ -55,6 +55,10 @@ class AutoEncoder(BaseAutoEncoder):
     solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
+        MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
+        ``weight_decay``).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -155,6 +159,7 @@ class AutoEncoder(BaseAutoEncoder):
         activation="relu",
         loss="mse",
         solver="adam",
+        alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -175,6 +180,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.activation = activation
         self.loss = loss
         self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate
@@ -248,6 +254,10 @@ class LinearAE(BaseAutoEncoder):
     solver : {"adam", "lbfgs"}, default="lbfgs"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
+        MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
+        ``weight_decay``).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -346,6 +356,7 @@ class LinearAE(BaseAutoEncoder):
         n_components=2,
         *,
         solver="lbfgs",
+        alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -362,6 +373,7 @@ class LinearAE(BaseAutoEncoder):
     ):
         self.n_components = n_components
         self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate

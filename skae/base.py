@@ -77,6 +77,11 @@ class NeuralNetMixin:
         """A callable ``(X, generator) -> corrupted X`` for training batches, or None."""
         return
 
+    def _resample(self):
+        """A callable ``(X, generator) -> X`` that redraws each training batch (input and
+        target alike), or None."""
+        return
+
     def _settings(self):
         """The training parameters, as the functions of :mod:`skae.training` take them."""
         return {name: getattr(self, name) for name in TRAINING_CONSTRAINTS}
@@ -120,6 +125,7 @@ class NeuralNetMixin:
                 seeds,
                 dtype=self._torch_dtype,
                 corruption=self._corruption(),
+                resample=self._resample(),
                 stratified=stratified,
                 epochs=epochs,
             )

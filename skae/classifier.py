@@ -1,19 +1,20 @@
 """Supervised fine-tuning: a softmax layer on a pretrained encoder, trained with labels."""
 
 import copy
+from numbers import Real
 from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .base import NeuralNetMixin, check_X, fitted_copy
-from .modules import AutoEncoderModule, CodeClassifier, VAEModule, init_weights
+from .modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
 from .objectives import CrossEntropy
 from .stacked import StackedAE
 from .training import SEED_NAMES, TRAINING_CONSTRAINTS, named_seeds
@@ -37,9 +38,20 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         layer-wise pretraining only, as in the papers above, fine-tuning being left to the
         labels; seeded from ``random_state``, on ``device``. X must be what it was (or
         will be) fitted on, e.g. scaled the same way.
+    dropout : float, default=0.0
+        Probability of dropping each hidden unit and code unit during fine-tuning (the
+        inputs of every linear or convolutional layer of the encoder after its first, and of
+        the softmax layer), as in Srivastava et al. (2014); none at prediction.
+    input_dropout : float, default=0.0
+        Probability of dropping each input feature during fine-tuning (the input of the
+        encoder's first layer); Srivastava et al. use 0.2 with ``dropout=0.5``.
     solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
+        MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
+        ``weight_decay``).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -138,6 +150,8 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "autoencoder": [None, HasMethods(["fit", "transform"])],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "input_dropout": [Interval(Real, 0, 1, closed="left")],
         **TRAINING_CONSTRAINTS,
     }
 
@@ -145,7 +159,10 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         self,
         autoencoder=None,
         *,
+        dropout=0.0,
+        input_dropout=0.0,
         solver="adam",
+        alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -161,7 +178,10 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         warm_start=False,
     ):
         self.autoencoder = autoencoder
+        self.dropout = dropout
+        self.input_dropout = input_dropout
         self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate
@@ -192,7 +212,8 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):  # nn.Linear draws a default init when built
             head = nn.Linear(n_codes, len(self.classes_))
         init_weights(head, torch.Generator().manual_seed(seeds["weights"]), "identity")
-        return CodeClassifier(autoencoder, head).to(self._torch_dtype)
+        module = CodeClassifier(autoencoder, head).to(self._torch_dtype)
+        return add_dropout(module, self.dropout, self.input_dropout)
 
     def _objective(self):
         return CrossEntropy()

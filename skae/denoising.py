@@ -47,6 +47,10 @@ class DenoisingAE(AutoEncoder):
     solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
+        MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
+        ``weight_decay``).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -129,6 +133,7 @@ class DenoisingAE(AutoEncoder):
         activation="relu",
         loss="mse",
         solver="adam",
+        alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -150,6 +155,7 @@ class DenoisingAE(AutoEncoder):
             activation=activation,
             loss=loss,
             solver=solver,
+            alpha=alpha,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             learning_rate=learning_rate,

@@ -11,7 +11,11 @@ dense arrays an autoencoder trains on, and only those are replaced:
   (:class:`HostArrays`, the streamed path, for data larger than the device); one batch
   iterator (:class:`TensorBatches`) draws the same batches in the same order from both;
 * per-batch ``loss.item()``: it forces a device synchronisation per batch. Here the epoch's loss
-  is summed on the device and read once per epoch.
+  is summed on the device and read once per epoch;
+* per-batch Python: skorch calls every callback at every batch, sets the train mode and
+  builds an optimizer closure for each step. Here the batch events reach only the callbacks
+  that define them, the mode is set once per epoch, and optimizers that need no closure
+  (Adam) step without one; L-BFGS keeps skorch's closure.
 
 The criterion is an *objective* (:mod:`skae.objectives`): ``criterion(module, x, target)``
 returns the batch loss, so a variant's loss can reach the module's ``encode``, ``decode`` or
@@ -28,7 +32,8 @@ import os
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PrintLog
+from skorch.callbacks import Callback, EpochTimer, PrintLog
+from skorch.utils import TeeGenerator
 from torch.utils.data import Dataset, Subset
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -175,11 +180,15 @@ class TensorBatches:
     (where the rows are indexed: the device for resident data, the CPU for streamed data)
     and the corruption (where the batch is); on the CPU they are one and the same, so the
     two data paths see the same batches, the same noise, in the same order. A fit never
-    touches torch's global RNG. The next batch is fetched (on CUDA, copied without blocking
+    touches torch's global RNG. ``resample(X, generator)``, when given, redraws the batch
+    itself before anything else (dynamic binarisation: fresh bits every epoch), and is the
+    target as well as the input. The next batch is fetched (on CUDA, copied without blocking
     from pinned memory) before the current one is handed over.
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False, seed=None, corruption=None):
+    def __init__(
+        self, dataset, batch_size, shuffle=False, seed=None, corruption=None, resample=None
+    ):
         base, index = (
             (dataset.dataset, dataset.indices) if isinstance(dataset, Subset) else (dataset, None)
         )
@@ -190,6 +199,7 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.corruption = corruption
+        self.resample = resample
         self.generator = torch.Generator(device=index_device)
         same = index_device == base.device
         self.noise_generator = self.generator if same else torch.Generator(device=base.device)
@@ -224,6 +234,8 @@ class TensorBatches:
         while following is not None:
             batch, following = following, next(batches, None)
             X = batch[0]
+            if self.resample is not None:
+                X = self.resample(X, self.noise_generator)
             target = batch[1] if len(batch) > 1 else X
             if self.corruption is not None:
                 X = self.corruption(X, self.noise_generator)
@@ -261,14 +273,64 @@ class AutoEncoderNet(NeuralNet):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
     def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
         x, target = batch
         loss = self.criterion_(self.module_, x, target)
+        if getattr(self, "penalty_", 0.0):
+            weights = [p for p in self.module_.parameters() if p.ndim > 1]
+            loss = loss + 0.5 * self.penalty_ * sum(w.pow(2).sum() for w in weights)
         loss.backward()
         return {"loss": loss, "y_pred": None}
 
+    def train_step(self, batch, **fit_params):
+        """One optimizer step. Optimizers that evaluate the loss once per step (Adam) step
+        without a closure; ``on_grad_computed`` reaches only the callbacks that define it
+        (gradient clipping), with the same arguments as in skorch."""
+        if isinstance(self.optimizer_, torch.optim.LBFGS):
+            self._set_training(True)  # skorch's closure path: L-BFGS re-evaluates the loss
+            return super().train_step(batch, **fit_params)
+        self.optimizer_.zero_grad(set_to_none=True)
+        step = self.train_step_single(batch, **fit_params)
+        listeners = self._listeners("on_grad_computed")
+        if listeners:
+            named = TeeGenerator(self.get_all_learnable_params())
+            for callback in listeners:
+                callback.on_grad_computed(self, named_parameters=named, batch=batch, training=True)
+        self.optimizer_.step()
+        return step
+
+    def _listeners(self, event):
+        """The callbacks that define ``event`` (skorch's base ``Callback`` does nothing)."""
+        return [
+            callback
+            for _, callback in self.callbacks_
+            if getattr(type(callback), event, None) is not getattr(Callback, event)
+        ]
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's optimizer arguments, with ``weight_decay`` (``alpha``) applied to the
+        weights only: biases, norms' scales and other one-dimensional parameters are not
+        shrunk, as in scikit-learn's MLP."""
+        named_parameters = list(named_parameters)
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        decay = kwargs.pop("weight_decay", 0.0)
+        self.penalty_ = 0.0
+        if decay and self.optimizer is torch.optim.LBFGS:
+            # no weight_decay in torch's L-BFGS: the penalty joins the loss it evaluates
+            self.penalty_ = decay
+            return args, kwargs
+        if not decay:
+            return args, kwargs
+        groups = []
+        for group in args[0]:  # skorch's parameter groups, each split in two
+            params = list(group["params"])
+            for decayed in (True, False):
+                chosen = [p for p in params if (p.ndim > 1) == decayed]
+                if chosen:
+                    rate = group.get("weight_decay", decay) if decayed else 0.0
+                    groups.append({**group, "params": chosen, "weight_decay": rate})
+        return (groups,), kwargs
+
     def validation_step(self, batch, **fit_params):
-        self._set_training(False)
         x, target = batch
         with torch.no_grad():
             loss = self.criterion_(self.module_, x, target)
@@ -300,13 +362,18 @@ class AutoEncoderNet(NeuralNet):
         acc_dtype = torch.float32 if torch.device(self.device).type == "mps" else torch.float64
         total = torch.zeros((), dtype=acc_dtype, device=self.device)
         n_samples = batch_count = 0
+        # the net's own hooks are no-ops; the batch events go to the callbacks that listen
+        begin, end = self._listeners("on_batch_begin"), self._listeners("on_batch_end")
+        self._set_training(training)
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            for callback in begin:
+                callback.on_batch_begin(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[0])
             total += step["loss"].detach() * size
             n_samples += size
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            for callback in end:
+                callback.on_batch_end(self, batch=batch, training=training, **step)
             batch_count += 1
         self.history.record(prefix + "_batch_count", batch_count)
         loss = total.item() / max(n_samples, 1)  # the epoch's only device synchronisation

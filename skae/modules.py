@@ -268,6 +268,48 @@ def conv_vae(input_shape, channels, kernel_size, n_components, activation):
     )
 
 
+class Dropout:
+    """Dropout of a layer's input while the layer trains: a forward pre-hook, so that it fits
+    any network (:func:`add_dropout`).
+
+    The mask is drawn from ``generator`` when one is lent (training seeds it from the
+    estimator's ``random_state``), else from torch's global generator.
+    """
+
+    def __init__(self, p):
+        self.p = p
+        self.generator = None
+
+    def __call__(self, layer, args):
+        if not layer.training or self.p == 0:
+            return None
+        x, *rest = args
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        return (x * (keep >= self.p) / (1 - self.p), *rest)
+
+
+def add_dropout(module, dropout=0.0, input_dropout=0.0):
+    """Put :class:`Dropout` on the inputs of ``module``'s linear and convolutional layers:
+    ``input_dropout`` on the first one registered (the data), ``dropout`` on the others
+    (hidden units and codes). Returns ``module``; in eval mode it computes what it did."""
+    layers = [m for m in module.modules() if isinstance(m, nn.Linear | nn.modules.conv._ConvNd)]
+    for i, layer in enumerate(layers):
+        p = input_dropout if i == 0 else dropout
+        if p:
+            layer.register_forward_pre_hook(Dropout(p))
+    return module
+
+
+def dropout_hooks(module):
+    """The :class:`Dropout` hooks on ``module``'s layers."""
+    return [
+        hook
+        for m in module.modules()
+        for hook in m._forward_pre_hooks.values()
+        if isinstance(hook, Dropout)
+    ]
+
+
 class CodeClassifier(nn.Module):
     """The logits of a linear layer on an autoencoder module's codes (see :func:`encode`)."""
 

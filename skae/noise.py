@@ -44,3 +44,10 @@ class Corruption:
         high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device)
         salt = self._uniform(x, generator) < 0.5
         return torch.where(hit, torch.where(salt, high, low), x)
+
+
+def binarize(x, generator):
+    """Dynamic binarisation: each value in [0, 1] becomes 1 with that probability, afresh
+    at every call (every epoch's batch), drawn from ``generator``."""
+    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (u < x).to(x.dtype)

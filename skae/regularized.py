@@ -60,6 +60,10 @@ class ContractiveAE(AutoEncoder):
     solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
+        MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
+        ``weight_decay``).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -142,6 +146,7 @@ class ContractiveAE(AutoEncoder):
         activation="relu",
         loss="mse",
         solver="adam",
+        alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -163,6 +168,7 @@ class ContractiveAE(AutoEncoder):
             activation=activation,
             loss=loss,
             solver=solver,
+            alpha=alpha,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             learning_rate=learning_rate,
@@ -238,6 +244,10 @@ class SparseAE(AutoEncoder):
     solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
+        MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
+        ``weight_decay``).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -321,6 +331,7 @@ class SparseAE(AutoEncoder):
         activation="relu",
         loss="mse",
         solver="adam",
+        alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -342,6 +353,7 @@ class SparseAE(AutoEncoder):
             activation=activation,
             loss=loss,
             solver=solver,
+            alpha=alpha,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             learning_rate=learning_rate,

@@ -21,10 +21,12 @@ from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from .engine import DATA_PATHS, AutoEncoderNet
+from .modules import dropout_hooks
 
 # Constraints of the training parameters every skae estimator has.
 TRAINING_CONSTRAINTS = {
     "solver": [StrOptions({"adam", "lbfgs"})],
+    "alpha": [Interval(Real, 0, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "learning_rate": [StrOptions({"constant", "adaptive", "cosine"})],
@@ -72,21 +74,24 @@ def resolve_device(device):
 
 
 @contextlib.contextmanager
-def lend_generator(objective, device, seed):
-    """Lend ``objective`` a generator for its own sampling while it trains.
+def lend_generator(net, device, seed):
+    """Lend what samples in ``net`` a generator while it trains.
 
     An objective that samples (a VAE's reparameterisation) declares a ``generator``
-    attribute; it holds a seeded generator on the training device during training and None
-    otherwise, so the fitted net pickles without device state.
+    attribute, as does a module's :class:`~skae.modules.Dropout`; they share a seeded
+    generator on the training device during training and hold None otherwise, so the
+    fitted net pickles without device state.
     """
-    if not hasattr(objective, "generator"):
-        yield
-        return
-    objective.generator = torch.Generator(device=device).manual_seed(seed)
+    samplers = [net.criterion_, *dropout_hooks(net.module_)]
+    samplers = [s for s in samplers if hasattr(s, "generator")]
+    generator = torch.Generator(device=device).manual_seed(seed) if samplers else None
+    for sampler in samplers:
+        sampler.generator = generator
     try:
         yield
     finally:
-        objective.generator = None
+        for sampler in samplers:
+            sampler.generator = None
 
 
 class CosineDecay:
@@ -123,8 +128,13 @@ def optimizer(settings):
             "optimizer": torch.optim.LBFGS,
             "lr": 1.0,
             "optimizer__line_search_fn": "strong_wolfe",
+            "optimizer__weight_decay": settings["alpha"],  # the engine adds it to the loss
         }
-    return {"optimizer": torch.optim.Adam, "lr": settings["learning_rate_init"]}
+    return {
+        "optimizer": torch.optim.Adam,
+        "lr": settings["learning_rate_init"],
+        "optimizer__weight_decay": settings["alpha"],
+    }
 
 
 def lr_schedule(settings, monitor):
@@ -151,7 +161,16 @@ def lr_schedule(settings, monitor):
 
 
 def make_net(
-    module, objective, settings, seeds, n_samples, *, dtype, corruption=None, stratified=False
+    module,
+    objective,
+    settings,
+    seeds,
+    n_samples,
+    *,
+    dtype,
+    corruption=None,
+    resample=None,
+    stratified=False,
 ):
     """An uninitialised :class:`~skae.engine.AutoEncoderNet` for ``module`` and ``objective``."""
     monitor = "valid_loss" if settings["early_stopping"] else "train_loss"
@@ -186,6 +205,8 @@ def make_net(
         iterator_train__shuffle=True,
         iterator_train__seed=seeds["order"],
         iterator_train__corruption=corruption,
+        iterator_train__resample=resample,
+        iterator_valid__resample=resample,
         iterator_valid__seed=seeds["order"],
         dataset=DATA_PATHS[settings["data_path"]],
         dataset__dtype=dtype,
@@ -206,6 +227,7 @@ def fit_net(
     *,
     dtype,
     corruption=None,
+    resample=None,
     stratified=False,
     epochs=None,
 ):
@@ -228,11 +250,12 @@ def fit_net(
             len(X),
             dtype=dtype,
             corruption=corruption,
+            resample=resample,
             stratified=stratified,
         )
         try:
             net.initialize()
-            with lend_generator(net.criterion_, net.device, seeds["sampling"]):
+            with lend_generator(net, net.device, seeds["sampling"]):
                 net.partial_fit(X, y, epochs=epochs)
         except torch.OutOfMemoryError as error:
             error.data_path = getattr(net, "data_path_", None)
@@ -280,7 +303,7 @@ def continue_net(net, X, y, seeds, epochs=None):
     if epochs is not None and restart is not None:
         schedule.last_epoch = before - 1
     try:
-        with lend_generator(net.criterion_, net.device, seeds["sampling"] + before):
+        with lend_generator(net, net.device, seeds["sampling"] + before):
             net.partial_fit(X, y, epochs=epochs)
     finally:
         if epochs is not None and restart is not None:

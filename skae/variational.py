@@ -3,12 +3,16 @@
 from numbers import Integral, Real
 from typing import ClassVar
 
+import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
+from torch import nn
 
 from .autoencoder import AutoEncoder
 from .losses import elbo, importance_weighted_log_likelihood
+from .modules import VAEModule
+from .noise import binarize
 from .objectives import ELBO
 from .training import named_seeds
 
@@ -72,10 +76,20 @@ class VariationalAE(AutoEncoder):
         Weight of the KL term in the training loss (beta-VAE, Higgins et al. 2017): above 1
         it pushes the posterior towards the prior. ``score_samples`` reports the ELBO with
         ``beta=1`` whatever its value, as only that is a bound on log p(x).
+    binarize : bool, default=False
+        Dynamic binarisation (with ``loss="bce"``, data in [0, 1]): every training batch is
+        redrawn as Bernoulli(x) each time it is seen, so each epoch trains on fresh binary
+        images of the grey levels (as Burda et al. 2016 train on MNIST) instead of one fixed
+        draw, which overfits. The bits come from the training seeds, so a fit repeats; a
+        validation split is binarised once. Evaluate on binarised data.
 
     solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
+        MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
+        ``weight_decay``).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-2
@@ -189,6 +203,7 @@ class VariationalAE(AutoEncoder):
         # fresh noise: only stochastic gradient methods fit.
         "solver": [StrOptions({"adam"})],
         "beta": [Interval(Real, 0, None, closed="left")],
+        "binarize": ["boolean"],
     }
 
     def __init__(
@@ -200,7 +215,9 @@ class VariationalAE(AutoEncoder):
         activation="relu",
         loss="mse",
         beta=1.0,
+        binarize=False,
         solver="adam",
+        alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-2,
         learning_rate="constant",
@@ -222,6 +239,7 @@ class VariationalAE(AutoEncoder):
             activation=activation,
             loss=loss,
             solver=solver,
+            alpha=alpha,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             learning_rate=learning_rate,
@@ -237,11 +255,45 @@ class VariationalAE(AutoEncoder):
             warm_start=warm_start,
         )
         self.beta = beta
+        self.binarize = binarize
 
     _variational = True
 
     def _objective(self):
         return ELBO(self._likelihood, self.beta)
+
+    def _check_data(self, X):
+        super()._check_data(X)
+        if self.binarize and self.loss != "bce":
+            raise ValueError(
+                f"binarize=True draws binary data for a Bernoulli likelihood; it needs "
+                f"loss='bce', got loss={self.loss!r}."
+            )
+
+    def _resample(self):
+        return binarize if self.binarize else None
+
+    def _initialize_weights(self, module, X, generator):
+        """The architecture's initialisation, and for skae's own networks a decoder output
+        bias at the data's mean (its logit for ``loss="bce"``): the decoder starts from the
+        mean image rather than from grey, as VAE implementations commonly do (Burda et al.
+        2016's code)."""
+        module = super()._initialize_weights(module, X, generator)
+        if isinstance(self.module, nn.Module) or not isinstance(module, VAEModule):
+            return module  # a user's network keeps the initialisation it came with
+        last = [m for m in module.decoder.modules() if isinstance(m, nn.Linear)]
+        if not last or last[-1].out_features != X.shape[1] or last[-1].bias is None:
+            return module  # a convolutional decoder: one bias per channel, not per feature
+        mean = np.zeros(X.shape[1])
+        for start in range(0, len(X), 8192):
+            mean += np.asarray(X[start : start + 8192], dtype=np.float64).sum(axis=0)
+        mean /= max(len(X), 1)
+        if self.loss == "bce":
+            mean = np.clip(mean, 1e-3, 1 - 1e-3)
+            mean = np.log(mean) - np.log1p(-mean)
+        with torch.no_grad():
+            last[-1].bias.copy_(torch.as_tensor(mean))
+        return module
 
     def _seed(self, random_state):
         """The seed of a method's draws: its ``random_state``, else the estimator's."""
