@@ -110,6 +110,8 @@ class NeuralNetMixin:
         """
         if module is None:
             previous = copy.deepcopy(self.net_)  # weights, optimizer state and history
+            if epochs is None:  # warm_start: this call's max_iter, as scikit-learn's MLP
+                self.net_.max_epochs = self.max_iter
             try:
                 epochs = continue_net(self.net_, X, y, seeds, epochs)
             except BaseException:

@@ -54,6 +54,24 @@ def _derivative(linear, activation, x):
     return _DERIVATIVES[type(activation)](a, activation(a))
 
 
+JACOBIAN_ESTIMATES = ("auto", "exact", "projection")
+
+
+def _closed_form(module, x):
+    """:func:`jacobian_sq_norm`'s closed forms, or None where the encoder has none."""
+    layers = _linear_stack(module)
+    if layers is not None and len(layers) == 1:
+        ((linear, activation),) = layers
+        d = _derivative(linear, activation, x)
+        return d.pow(2) @ linear.weight.pow(2).sum(dim=1)
+    if layers is not None and len(layers) == 2 and isinstance(layers[1][1], nn.Identity):
+        (first, activation), (second, _) = layers
+        d = _derivative(first, activation, x)
+        gram = (first.weight @ first.weight.T) * (second.weight.T @ second.weight)
+        return ((d @ gram) * d).sum(dim=1)
+    return None
+
+
 def jacobian_sq_norm(module, x):
     """Squared Frobenius norm of the Jacobian of ``encode`` at each row of ``x``, shape (n,).
 
@@ -70,17 +88,8 @@ def jacobian_sq_norm(module, x):
     Any other encoder (deeper MLPs, convolutional networks, a user's module) goes through
     :func:`jacobian_sq_norm_autograd`.
     """
-    layers = _linear_stack(module)
-    if layers is not None and len(layers) == 1:
-        ((linear, activation),) = layers
-        d = _derivative(linear, activation, x)
-        return d.pow(2) @ linear.weight.pow(2).sum(dim=1)
-    if layers is not None and len(layers) == 2 and isinstance(layers[1][1], nn.Identity):
-        (first, activation), (second, _) = layers
-        d = _derivative(first, activation, x)
-        gram = (first.weight @ first.weight.T) * (second.weight.T @ second.weight)
-        return ((d @ gram) * d).sum(dim=1)
-    return jacobian_sq_norm_autograd(module, x)
+    exact = _closed_form(module, x)
+    return jacobian_sq_norm_autograd(module, x) if exact is None else exact
 
 
 def jacobian_sq_norm_autograd(module, x):
@@ -103,6 +112,30 @@ def jacobian_sq_norm_autograd(module, x):
                 z[:, j].sum(), x, create_graph=keep_graph, retain_graph=True
             )
             total = total + grad.pow(2).flatten(1).sum(dim=1)
+    return total if keep_graph else total.detach()
+
+
+def jacobian_sq_norm_projection(module, x, n_projections=1, generator=None):
+    """An unbiased random-projection estimate of :func:`jacobian_sq_norm`, for any encoder.
+
+    For ``u ~ N(0, I)`` in code space, ``E ||u^T J||^2 = tr(J J^T) = ||J||_F^2``: each
+    projection costs one vector-Jacobian product (a backward pass through the encoder, kept
+    in the graph so that training backpropagates through it) instead of one per code unit.
+    The mean over ``n_projections`` draws (from ``generator``, else torch's global one) is
+    returned; its variance shrinks as 1 / n_projections and averages out over batches.
+    """
+    keep_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        z = encode(module, x)
+        total = x.new_zeros(len(x))
+        for i in range(n_projections):
+            u = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            (grad,) = torch.autograd.grad(
+                z, x, u, create_graph=keep_graph, retain_graph=i < n_projections - 1 or keep_graph
+            )
+            total = total + grad.pow(2).flatten(1).sum(dim=1)
+    total = total / n_projections
     return total if keep_graph else total.detach()
 
 
@@ -148,15 +181,32 @@ class Reconstruction(nn.Module):
 
 
 class Contractive(Reconstruction):
-    """:class:`Reconstruction` plus ``contraction`` times the batch mean of
-    :func:`jacobian_sq_norm` (Rifai et al. 2011)."""
+    """:class:`Reconstruction` plus ``contraction`` times the batch mean of the encoder's
+    squared Jacobian norm (Rifai et al. 2011).
 
-    def __init__(self, likelihood, contraction=0.1):
+    ``estimate``: "exact" is :func:`jacobian_sq_norm`; "projection" is
+    :func:`jacobian_sq_norm_projection` with ``n_projections`` draws from ``generator``
+    (lent by training); "auto" uses the closed forms where skae's MLP encoder has one and
+    projections otherwise.
+    """
+
+    def __init__(self, likelihood, contraction=0.1, estimate="auto", n_projections=1):
         super().__init__(likelihood)
+        if estimate not in JACOBIAN_ESTIMATES:
+            raise ValueError(f"estimate must be one of {JACOBIAN_ESTIMATES}; got {estimate!r}.")
         self.contraction = contraction
+        self.estimate = estimate
+        self.n_projections = n_projections
+        self.generator = None
 
     def penalty(self, module, x, z):
-        return self.contraction * jacobian_sq_norm(module, x).mean()
+        if self.estimate == "exact":
+            norms = jacobian_sq_norm(module, x)
+        else:
+            norms = None if self.estimate == "projection" else _closed_form(module, x)
+            if norms is None:
+                norms = jacobian_sq_norm_projection(module, x, self.n_projections, self.generator)
+        return self.contraction * norms.mean()
 
 
 class Sparse(Reconstruction):

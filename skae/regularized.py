@@ -1,12 +1,12 @@
 """Autoencoders regularised by a penalty on the encoder: contractive and sparse."""
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import ClassVar
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .autoencoder import AutoEncoder
-from .objectives import SPARSITIES, Contractive, Sparse
+from .objectives import JACOBIAN_ESTIMATES, SPARSITIES, Contractive, Sparse
 
 
 class ContractiveAE(AutoEncoder):
@@ -18,9 +18,12 @@ class ContractiveAE(AutoEncoder):
     input, while reconstruction asks them to follow the directions along the data's
     manifold: what is left is an encoder that is locally invariant off the manifold.
 
-    The penalty is exact for any encoder: a closed form for a single layer
-    (``hidden_layer_sizes=()``), the per-sample Jacobian by automatic differentiation
-    otherwise, which costs one backward pass per code unit. It only shapes training:
+    How the penalty is computed is ``jacobian``: skae's MLP encoders of one layer or one
+    hidden layer (the default) have exact closed forms; any other encoder (deeper MLPs,
+    :class:`ConvNet`, a module of your own) gets by default an unbiased random-projection
+    estimate, ``||u^T J||^2`` for ``u ~ N(0, I)`` in code space, which costs one extra
+    backward pass per projection instead of one per code unit for the exact Jacobian. It
+    only shapes training:
     ``transform``, ``inverse_transform`` and ``score`` are those of :class:`AutoEncoder`
     (``score`` is the reconstruction log-likelihood, without the penalty).
 
@@ -49,6 +52,14 @@ class ContractiveAE(AutoEncoder):
         and 1.0 cuts it sevenfold. The Jacobian is in code units per input unit, so the
         same weight acts more strongly on inputs with a smaller range (data in [0, 1]).
         0 is the plain :class:`AutoEncoder`.
+    jacobian : {"auto", "exact", "projection"}, default="auto"
+        How ``||J_f(x)||_F^2`` is computed in training. "exact": closed forms where the
+        encoder has one, else the per-sample Jacobian by automatic differentiation (one
+        backward pass per code unit); "projection": the mean of ``n_projections``
+        vector-Jacobian products with Gaussian vectors, an unbiased estimate (drawn from
+        the training seeds); "auto": closed forms where available, else "projection".
+    n_projections : int, default=1
+        Random projections per sample for the "projection" estimate.
     hidden_layer_sizes : array-like of int, default=(128,)
         Widths of the default MLP encoder's hidden layers; the decoder uses them in
         reverse. Only with ``module=None``.
@@ -134,6 +145,8 @@ class ContractiveAE(AutoEncoder):
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         "contraction": [Interval(Real, 0, None, closed="left")],
+        "jacobian": [StrOptions(set(JACOBIAN_ESTIMATES))],
+        "n_projections": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -142,6 +155,8 @@ class ContractiveAE(AutoEncoder):
         *,
         module=None,
         contraction=0.1,
+        jacobian="auto",
+        n_projections=1,
         hidden_layer_sizes=(128,),
         activation="relu",
         loss="mse",
@@ -184,9 +199,11 @@ class ContractiveAE(AutoEncoder):
             warm_start=warm_start,
         )
         self.contraction = contraction
+        self.jacobian = jacobian
+        self.n_projections = n_projections
 
     def _objective(self):
-        return Contractive(self._likelihood, self.contraction)
+        return Contractive(self._likelihood, self.contraction, self.jacobian, self.n_projections)
 
 
 class SparseAE(AutoEncoder):

@@ -300,6 +300,9 @@ def continue_net(net, X, y, seeds, epochs=None):
     schedule = dict(net.callbacks_).get("lr_schedule")
     # skorch's LRScheduler passes its extra attributes (last_epoch) to the policy
     restart = getattr(schedule, "last_epoch", None)
+    decay = getattr(schedule, "lr_lambda", None)
+    if epochs is None and isinstance(decay, CosineDecay):
+        decay.n_epochs = max(net.max_epochs, 1)  # the new cycle spans this call's max_iter
     if epochs is not None and restart is not None:
         schedule.last_epoch = before - 1
     try:

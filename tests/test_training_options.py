@@ -1,0 +1,179 @@
+"""The training options of issue 10: alpha, dropout, dynamic binarisation, the VAE's output
+bias, the random-projection Jacobian estimate, and the lean training step."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from skorch.callbacks import Callback, GradientNormClipping
+
+from skae import AutoEncoder, ContractiveAE, EncoderClassifier, LinearAE, VariationalAE
+from skae.modules import add_dropout, dropout_hooks, mlp_autoencoder
+from skae.noise import binarize
+from skae.objectives import jacobian_sq_norm_autograd, jacobian_sq_norm_projection
+
+FAST = {"max_iter": 15, "random_state": 0}
+
+
+def weight_norm(module):
+    return sum(float(p.detach().pow(2).sum()) for p in module.parameters() if p.ndim > 1)
+
+
+def test_alpha_shrinks_the_weights_and_only_the_weights(digits01):
+    plain = AutoEncoder(4, **FAST).fit(digits01)
+    decayed = AutoEncoder(4, alpha=0.3, **FAST).fit(digits01)
+    assert weight_norm(decayed.module_) < 0.8 * weight_norm(plain.module_)
+    groups = decayed.net_.optimizer_.param_groups
+    assert {g["weight_decay"] for g in groups} == {0.3, 0.0}
+    for group in groups:
+        dims = {p.ndim for p in group["params"]}
+        assert dims == ({2} if group["weight_decay"] else {1})
+
+
+def test_alpha_with_lbfgs_joins_the_loss(digits01):
+    plain = LinearAE(2, max_iter=5, random_state=0).fit(digits01)
+    decayed = LinearAE(2, alpha=1.0, max_iter=5, random_state=0).fit(digits01)
+    assert decayed.loss_curve_[-1] > plain.loss_curve_[-1]  # the penalty is in the loss
+    assert weight_norm(decayed.module_) <= weight_norm(plain.module_) + 1e-6
+
+
+def test_dropout_acts_in_training_and_not_in_eval():
+    torch.manual_seed(0)
+    module = add_dropout(mlp_autoencoder(20, (16,), 3, "relu"), dropout=0.5, input_dropout=0.2)
+    assert [h.p for h in dropout_hooks(module)] == [0.2, 0.5, 0.5, 0.5]
+    x = torch.randn(64, 20)
+    module.eval()
+    assert torch.equal(module(x), module(x))
+    module.train()
+    first, second = module(x), module(x)
+    assert not torch.equal(first, second)
+    # inverted dropout keeps the mean activation of the input
+    hook = dropout_hooks(module)[0]
+    (dropped,) = hook(module.encoder[0], (torch.ones(20000, 20),))
+    assert abs(float(dropped.mean()) - 1.0) < 0.02
+    assert abs(float((dropped == 0).float().mean()) - 0.2) < 0.01
+
+
+def test_classifier_dropout_is_seeded_and_changes_training(digits01):
+    y = np.arange(len(digits01)) % 10
+    kw = {"max_iter": 5, "random_state": 0}
+    a = EncoderClassifier(dropout=0.5, input_dropout=0.2, **kw).fit(digits01, y)
+    b = EncoderClassifier(dropout=0.5, input_dropout=0.2, **kw).fit(digits01, y)
+    none = EncoderClassifier(**kw).fit(digits01, y)
+    assert_array_equal(a.predict_proba(digits01), b.predict_proba(digits01))
+    assert not np.allclose(a.predict_proba(digits01), none.predict_proba(digits01))
+    assert all(h.generator is None for h in dropout_hooks(a.module_))  # nothing lent is kept
+    restored = pickle.loads(pickle.dumps(a))
+    assert_array_equal(restored.predict_proba(digits01), a.predict_proba(digits01))
+
+
+def test_binarize_draws_fresh_bits_reproducibly():
+    x = torch.full((2000, 10), 0.3)
+    g = torch.Generator().manual_seed(0)
+    first, second = binarize(x, g), binarize(x, g)
+    assert set(first.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(first, second)
+    assert abs(float(first.mean()) - 0.3) < 0.01
+    again = binarize(x, torch.Generator().manual_seed(0))
+    assert torch.equal(first, again)
+
+
+def test_vae_binarize_trains_on_bits_and_repeats(digits01):
+    kw = {"n_components": 4, "loss": "bce", "max_iter": 3, "random_state": 0}
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            if training:
+                seen.append(batch[0].clone())
+
+    a = VariationalAE(binarize=True, **kw).fit(digits01)
+    b = VariationalAE(binarize=True, **kw).fit(digits01)
+    assert_array_equal(a.transform(digits01), b.transform(digits01))
+    a.net_.callbacks_.append(("spy", Spy()))
+    a.set_params(warm_start=True, max_iter=2).fit(digits01)
+    epoch = len(seen) // 2
+    assert set(torch.cat(seen).unique().tolist()) <= {0.0, 1.0}
+    # the same rows (one batch of the sorted data sums) differ between the two epochs
+    sums = [torch.cat(seen[i * epoch : (i + 1) * epoch]).sum(dim=0) for i in range(2)]
+    assert not torch.equal(sums[0], sums[1])
+    with pytest.raises(ValueError, match="loss='bce'"):
+        VariationalAE(binarize=True, loss="mse", max_iter=1).fit(digits01)
+
+
+def test_vae_output_bias_starts_at_the_data_mean(digits01):
+    vae = VariationalAE(4, loss="bce", max_iter=0, random_state=0).fit(digits01)
+    mean = np.clip(digits01.mean(axis=0), 1e-3, 1 - 1e-3)
+    bias = vae.module_.decoder[-2].bias.detach().numpy()
+    assert_allclose(1 / (1 + np.exp(-bias)), mean, rtol=1e-4, atol=1e-6)
+    gaussian = VariationalAE(4, max_iter=0, random_state=0).fit(digits01)
+    assert_allclose(gaussian.module_.decoder[-2].bias.detach().numpy(), digits01.mean(0), 1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_projection_estimate_is_unbiased(activation):
+    torch.manual_seed(0)
+    module = mlp_autoencoder(12, (9, 7), 4, activation)
+    x = torch.randn(16, 12)
+    exact = jacobian_sq_norm_autograd(module, x).detach()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        draws = torch.stack([jacobian_sq_norm_projection(module, x, 1, g) for _ in range(4000)])
+    mean, se = draws.mean(0), draws.std(0) / np.sqrt(len(draws))
+    # every sample's estimate within 4 standard errors of the exact value
+    assert torch.all((mean - exact).abs() < 4 * se + 1e-6), (mean, exact, se)
+    assert float(draws.var(0).mean()) > 0  # a real estimate, not the exact value
+
+
+def test_projection_estimate_trains_through_the_penalty():
+    torch.manual_seed(0)
+    module = mlp_autoencoder(12, (9, 7), 4, "tanh")
+    x = torch.randn(16, 12)
+    g = torch.Generator().manual_seed(0)
+    jacobian_sq_norm_projection(module, x, 3, g).mean().backward()
+    grads = [p.grad for p in module.encoder.parameters() if p.ndim > 1]
+    assert all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+    assert any(float(gr.abs().sum()) > 0 for gr in grads)
+
+
+def test_contractive_jacobian_options(digits01):
+    kw = {"n_components": 3, "hidden_layer_sizes": (16, 8), "contraction": 1.0, **FAST}
+    exact = ContractiveAE(jacobian="exact", **kw).fit(digits01)
+    projected = ContractiveAE(jacobian="projection", n_projections=2, **kw).fit(digits01)
+    repeat = ContractiveAE(jacobian="projection", n_projections=2, **kw).fit(digits01)
+    assert_array_equal(projected.transform(digits01), repeat.transform(digits01))
+    plain = AutoEncoder(3, hidden_layer_sizes=(16, 8), **FAST).fit(digits01)
+
+    def penalty(est):
+        x = torch.as_tensor(digits01, dtype=torch.float32)
+        return float(jacobian_sq_norm_autograd(est.module_, x).mean())
+
+    # both shrink the Jacobian against the unpenalised autoencoder
+    assert penalty(exact) < 0.7 * penalty(plain)
+    assert penalty(projected) < 0.7 * penalty(plain)
+
+
+def test_callbacks_that_listen_per_batch_or_per_gradient_still_run(digits01):
+    counts = {"begin": 0, "end": 0}
+
+    class Counter(Callback):
+        def on_batch_begin(self, net, **kwargs):
+            counts["begin"] += 1
+
+        def on_batch_end(self, net, **kwargs):
+            counts["end"] += 1
+
+    ae = AutoEncoder(2, max_iter=2, batch_size=500, random_state=0).fit(digits01)
+    clip = GradientNormClipping(gradient_clip_value=1e-8)
+    ae.net_.callbacks_ += [("counter", Counter()), ("clip", clip)]
+    before = [p.detach().clone() for p in ae.module_.parameters()]
+    ae.set_params(warm_start=True, max_iter=1).fit(digits01)
+    assert counts == {"begin": 4, "end": 4}  # 4 batches of 500 rows
+    # clipped to a norm of 1e-8, Adam's normalised step still moves; the hook ran if the
+    # gradients seen by the optimizer have that norm
+    grads = [p.grad for p in ae.module_.parameters() if p.grad is not None]
+    total = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
+    assert total <= 1.01e-8
+    assert any(not torch.equal(a, p) for a, p in zip(before, ae.module_.parameters()))
