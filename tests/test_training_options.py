@@ -176,4 +176,4 @@ def test_callbacks_that_listen_per_batch_or_per_gradient_still_run(digits01):
     grads = [p.grad for p in ae.module_.parameters() if p.grad is not None]
     total = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
     assert total <= 1.01e-8
-    assert any(not torch.equal(a, p) for a, p in zip(before, ae.module_.parameters()))
+    assert any(not torch.equal(a, p) for a, p in zip(before, ae.module_.parameters(), strict=True))
