@@ -1,11 +1,14 @@
 """The deep autoencoder and the linear autoencoder, the bridge to PCA."""
 
 import inspect
+import time
+import warnings
 from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from torch import nn
@@ -13,7 +16,7 @@ from torch import nn
 from .architectures import MLP, UserModule
 from .base import BaseAutoEncoder, output_dtype
 from .modules import ACTIVATIONS, init_weights, linear_autoencoder
-from .training import TRAINING_CONSTRAINTS
+from .training import TRAINING_CONSTRAINTS, loss_curve, make_net
 
 
 def _chunks(X, dtype=None, size=8192):
@@ -242,18 +245,30 @@ class LinearAE(BaseAutoEncoder):
     the data projected on it, as Plaut 2018 reads principal directions off the weights), and
     the module is rewritten to that basis: ``transform`` then returns coordinates like
     :class:`~sklearn.decomposition.PCA`'s, and ``components_``, ``mean_`` and
-    ``explained_variance_`` let it stand in for PCA. By default it trains in float64 with
-    full-batch L-BFGS: the loss has no spurious minima, but it is nearly flat under rotations
-    of the subspace, which mini-batch noise and float32 rounding leave unresolved.
+    ``explained_variance_`` let it stand in for PCA.
+
+    The loss is nearly flat under rotations of the subspace, so gradient methods crawl to
+    it. The default solver, "em", is Roweis's (1998) EM algorithm for PCA written as the
+    autoencoder's alternating least squares: the encoder that minimises the loss for the
+    current decoder (``W_e = (W_d^T W_d)^-1 W_d^T``), then the decoder that minimises it for
+    that encoder (``W_d = C W_e^T (W_e C W_e^T)^-1``, C the covariance), each step exact and
+    never increasing the loss. Its error shrinks by ``lambda_{k+1} / lambda_k`` per
+    iteration (the eigenvalues' ratio at the cut), each iteration costs
+    ``O(n_features^2 n_components)`` on the covariance, accumulated once in float64 chunk by
+    chunk (so a memmap is read once, and ``partial_fit`` accumulates it across chunks:
+    the exact PCA of all rows seen). "lbfgs" and "adam" train the same network by
+    gradient steps, in float64.
 
     Parameters
     ----------
     n_components : int, default=2
         Dimension of the subspace; at most ``n_features``.
 
-    solver : {"adam", "lbfgs"}, default="lbfgs"
-        The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
-        full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
+    solver : {"em", "adam", "lbfgs"}, default="em"
+        The optimizer: alternating exact minimisation over encoder and decoder on the
+        data's covariance (see above); Adam on mini-batches; or L-BFGS (strong Wolfe line
+        search) on the full batch. ``batch_size`` and ``learning_rate_init`` are Adam's
+        alone; ``early_stopping`` is for Adam and L-BFGS.
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
         MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
@@ -268,9 +283,10 @@ class LinearAE(BaseAutoEncoder):
         monitored loss by ``tol`` (relative), as scikit-learn's MLP does for SGD; "cosine"
         decays it from ``learning_rate_init`` to 0 along half a cosine over ``max_iter``
         epochs, anew in each call to ``fit``. Not used by L-BFGS.
-    max_iter : int, default=200
-        Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
-        iterations). 0 keeps the initial weights.
+    max_iter : int, default=500
+        Maximum number of iterations: EM steps (each cheap: the data are read once), or
+        epochs (passes over the data; for L-BFGS, steps of up to 20 iterations). 0 keeps
+        the initial weights.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
         ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
@@ -280,7 +296,9 @@ class LinearAE(BaseAutoEncoder):
     n_iter_no_change : int, default=10
         Epochs without an improvement of at least ``tol`` before stopping.
     tol : float, default=1e-6
-        Relative improvement of the monitored loss that counts as progress.
+        For "em", convergence: the sine of the largest angle between the subspaces of two
+        successive iterations; for Adam and L-BFGS, the relative improvement of the
+        monitored loss that counts as progress.
     device : str or torch.device, default="auto"
         Where to train: "auto" picks CUDA when available, else the CPU.
     data_path : {"auto", "resident", "streamed"}, default="auto"
@@ -355,12 +373,12 @@ class LinearAE(BaseAutoEncoder):
         self,
         n_components=2,
         *,
-        solver="lbfgs",
+        solver="em",
         alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
-        max_iter=200,
+        max_iter=500,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -391,9 +409,15 @@ class LinearAE(BaseAutoEncoder):
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         **TRAINING_CONSTRAINTS,
+        "solver": [StrOptions({"em", "adam", "lbfgs"})],
     }
 
     def _check_data(self, X):
+        if self.solver == "em" and self.early_stopping:
+            raise ValueError(
+                "early_stopping=True holds out rows for mini-batch training; solver='em' "
+                "solves on the whole data's covariance. Use solver='adam' or 'lbfgs' for it."
+            )
         if self.n_components > X.shape[1]:
             raise ValueError(
                 f"n_components={self.n_components} must be at most n_features={X.shape[1]}: "
@@ -417,7 +441,7 @@ class LinearAE(BaseAutoEncoder):
         L-BFGS without early stopping (which needs real rows to hold out) when it is cheaper.
         """
         if self.solver != "lbfgs" or self.early_stopping:
-            return X
+            return X  # Adam needs rows; EM reads X once for its moments
         n_samples, n_features = X.shape
         if n_samples <= 2 * n_features:
             return X
@@ -432,6 +456,87 @@ class LinearAE(BaseAutoEncoder):
         half = (eigenvectors[:, keep] * np.sqrt(p * eigenvalues[keep])).T  # (p, n_features)
         return np.concatenate([mean + half, mean - half])
 
+    def _moments(self, X, accumulate):
+        """Row count, mean and scatter matrix (float64) of X, or of X and the rows seen
+        before when ``accumulate`` (Chan et al.'s pairwise update, as IncrementalPCA)."""
+        n = len(X)
+        mean = np.zeros(X.shape[1])
+        for chunk in _chunks(X, np.float64):
+            mean += chunk.sum(axis=0)
+        mean /= max(n, 1)
+        scatter = sum(
+            ((chunk - mean).T @ (chunk - mean) for chunk in _chunks(X, np.float64)),
+            np.zeros((X.shape[1], X.shape[1])),
+        )
+        if accumulate and getattr(self, "n_samples_seen_", 0):
+            n0, mean0, scatter0 = self.n_samples_seen_, self._mean_seen, self._scatter_seen
+            delta = mean - mean0
+            total = n0 + n
+            scatter = scatter0 + scatter + np.outer(delta, delta) * n0 * n / total
+            mean, n = mean0 + delta * n / total, total
+        self.n_samples_seen_, self._mean_seen, self._scatter_seen = n, mean, scatter
+        return n, mean, scatter
+
+    def _train(self, X, y=None, *, module, seeds, stratified=False, epochs=None):
+        if self.solver != "em":
+            return super()._train(X, y, module=module, seeds=seeds, epochs=epochs)
+        # partial_fit (epochs=1) accumulates the moments; fit and warm_start read X's own
+        n, mean, scatter = self._moments(X, accumulate=epochs is not None)
+        if module is not None:
+            net = make_net(
+                module,
+                self._objective(),
+                self._settings(),
+                seeds,
+                max(n, 1),
+                dtype=self._torch_dtype,
+            )
+            net.initialize()
+            self.net_, self.device_, self.data_path_ = net, net.device, "resident"
+        net = self.net_
+        module = net.module_
+        device, dtype = net.device, self._torch_dtype
+        cov = torch.as_tensor(scatter / max(n, 1), dtype=dtype, device=device)
+        encoder, decoder = module.encoder[1].weight, module.decoder[0].weight
+        basis = torch.linalg.qr(decoder.detach().to(dtype))[0]  # the decoder's subspace
+        trace = torch.trace(cov)
+        self._em_converged = False
+        with torch.no_grad():
+            module.encoder[0].shift.copy_(torch.as_tensor(-mean))
+            module.decoder[1].shift.copy_(torch.as_tensor(mean))
+            for _ in range(self.max_iter):
+                start = time.perf_counter()
+                # E-step: the optimal encoder for an orthonormal decoder is its transpose;
+                # M-step: the optimal decoder for that encoder, C W (W^T C W)^+
+                projected = cov @ basis
+                new = projected @ torch.linalg.pinv(basis.T @ projected, hermitian=True)
+                new = torch.linalg.qr(new)[0]
+                # loss of the new (orthonormal) pair: tr(C) - tr(W^T C W)
+                loss = float(trace - torch.trace(new.T @ cov @ new)) if n else 0.0
+                moved = torch.linalg.matrix_norm(new - basis @ (basis.T @ new), ord=2)
+                basis = new
+                net.history.new_epoch()
+                net.history.record("epoch", len(net.history))
+                net.history.record("train_loss", loss)
+                net.history.record("dur", time.perf_counter() - start)
+                if float(moved) <= self.tol:
+                    self._em_converged = True
+                    break
+            encoder.copy_(basis.T)
+            decoder.copy_(basis)
+        module.eval()
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = loss_curve(net.history)
+        if self.loss_curve_:
+            self.best_loss_ = min(self.loss_curve_)
+        if self.max_iter and not self._em_converged:
+            warnings.warn(
+                f"LinearAE: maximum iterations (max_iter={self.max_iter}) reached and the "
+                f"subspace still moves by more than tol={self.tol} per EM step.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
     def _after_fit(self, X):
         """Rewrite the module to the ordered orthonormal basis of the subspace it learned."""
         # the mean the module centres with (set by the first fit; a warm start keeps it)
@@ -439,14 +544,22 @@ class LinearAE(BaseAutoEncoder):
         self.mean_ = self.module_.decoder[1].shift.detach().cpu().numpy().astype(dtype)
         decoder = self.module_.decoder[0].weight.detach().cpu().double().numpy()
         basis, _ = np.linalg.qr(decoder)  # (n_features, n_components), orthonormal
-        projected = np.concatenate([(chunk - self.mean_) @ basis for chunk in _chunks(X)])
-        _, singular_values, vt = np.linalg.svd(projected, full_matrices=False)
-        _, components = svd_flip(None, vt @ basis.T, u_based_decision=False)
-        n_samples = X.shape[0]
+        if self.solver == "em":  # the moments it solved on: all rows seen
+            n_samples, scatter = self.n_samples_seen_, self._scatter_seen
+            variances, rotation = np.linalg.eigh(basis.T @ scatter @ basis)
+            variances, rotation = variances[::-1], rotation[:, ::-1]
+            _, components = svd_flip(None, rotation.T @ basis.T, u_based_decision=False)
+            singular_values = np.sqrt(np.clip(variances, 0, None))
+            squares = np.trace(scatter)
+        else:
+            projected = np.concatenate([(chunk - self.mean_) @ basis for chunk in _chunks(X)])
+            _, singular_values, vt = np.linalg.svd(projected, full_matrices=False)
+            _, components = svd_flip(None, vt @ basis.T, u_based_decision=False)
+            n_samples = X.shape[0]
+            data_mean = X.mean(axis=0, dtype=np.float64)
+            squares = sum(((chunk - data_mean) ** 2).sum() for chunk in _chunks(X, np.float64))
         self.components_ = components.astype(dtype, copy=False)
         self.explained_variance_ = (singular_values**2 / max(n_samples - 1, 1)).astype(dtype)
-        data_mean = X.mean(axis=0, dtype=np.float64)
-        squares = sum(((chunk - data_mean) ** 2).sum() for chunk in _chunks(X, np.float64))
         total_variance = squares / (n_samples - 1) if n_samples > 1 else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             self.explained_variance_ratio_ = self.explained_variance_ / total_variance
