@@ -5,12 +5,12 @@ from sklearn.decomposition import PCA
 import skae
 
 
-def family(n_components, *, bernoulli, max_iter, hidden, linear_iter=200, random_state=0):
+def family(n_components, *, bernoulli, max_iter, hidden, linear_iter=500, random_state=0):
     """PCA and every skae autoencoder at one code size, with one training budget.
 
     ``bernoulli``: data in [0, 1] modelled with ``loss="bce"``; else standardised data
     with squared error. ``max_iter`` is the epoch budget of each autoencoder,
-    ``linear_iter`` the LinearAE's L-BFGS steps (full-batch float64: costly on large data).
+    ``linear_iter`` the LinearAE's EM iterations (on float64 moments: cheap).
     """
     loss = "bce" if bernoulli else "mse"
     common = {

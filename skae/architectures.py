@@ -23,12 +23,14 @@ from torch import nn
 
 from .modules import (
     ACTIVATIONS,
+    LinearSkip,
     VAEModule,
     conv_autoencoder,
     conv_vae,
     init_weights,
     mlp_autoencoder,
     mlp_vae,
+    start_at_pca,
 )
 
 
@@ -42,7 +44,7 @@ def _positive_ints(value, name):
 class _BuiltIn(BaseEstimator):
     """What skae's built-in architectures share: weights drawn from a local generator."""
 
-    def init_weights(self, module, generator):
+    def init_weights(self, module, generator, X=None):
         """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
         unit variance (a zero log-variance head)."""
         return _init_weights(module, generator, self.activation)
@@ -61,6 +63,13 @@ class MLP(_BuiltIn):
         Widths of the encoder's hidden layers; the decoder uses them in reverse.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Activation of the hidden layers.
+    start : {"random", "pca"}, default="random"
+        "pca" puts a linear map beside the encoder's and the decoder's stacks, set to PCA's
+        projection (fitted on at most 10,000 training rows) while the stacks' last layers
+        start at zero: the network starts as PCA's solution, which training can only
+        improve on in training loss, and the nonlinear layers learn what PCA misses.
+        Only for a linear code layer (an autoencoder, not a VAE); the default of
+        :class:`AutoEncoder`.
 
     See Also
     --------
@@ -79,11 +88,13 @@ class MLP(_BuiltIn):
     _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "start": [StrOptions({"random", "pca"})],
     }
 
-    def __init__(self, hidden_layer_sizes=(128,), activation="relu"):
+    def __init__(self, hidden_layer_sizes=(128,), activation="relu", start="random"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.start = start
 
     def build(self, n_features, n_components, *, variational=False, code_activation="identity"):
         """A new module: an MLP autoencoder, or with ``variational`` a VAE."""
@@ -92,13 +103,31 @@ class MLP(_BuiltIn):
         if variational:
             return mlp_vae(n_features, sizes, n_components, self.activation)
         return mlp_autoencoder(
-            n_features, sizes, n_components, self.activation, code_activation=code_activation
+            n_features,
+            sizes,
+            n_components,
+            self.activation,
+            code_activation=code_activation,
+            linear_skip=self.start == "pca" and code_activation == "identity",
         )
+
+    def init_weights(self, module, generator, X=None):
+        """Draw every weight from ``generator``; with ``start="pca"`` and the training data
+        ``X``, then set the linear maps to PCA's solution (:func:`start_at_pca`)."""
+        module = super().init_weights(module, generator)
+        if isinstance(getattr(module, "encoder", None), LinearSkip) and X is not None:
+            module = start_at_pca(module, X, generator)
+        return module
 
     def blocks(self, module):
         """The ``(encoder_block, decoder_block)`` of each level, bottom first, sharing the
         module's layers: the shallow autoencoders of greedy layer-wise pretraining."""
         encoder, decoder = module.encoder, module.decoder
+        if isinstance(encoder, LinearSkip):
+            raise ValueError(
+                "MLP(start='pca') has a linear map beside its layers, so it has no shallow "
+                "levels to pretrain one at a time; use start='random' with StackedAE."
+            )
         n = len(decoder)
         # new Sequentials of the same (shared) layers, numbered from 0
         return [
@@ -231,7 +260,7 @@ class UserModule:
     def build(self, n_features, n_components, *, variational=False, code_activation="identity"):
         return copy.deepcopy(self.module)
 
-    def init_weights(self, module, generator):
+    def init_weights(self, module, generator, X=None):
         return module
 
     def blocks(self, module):

@@ -58,10 +58,11 @@ class AutoEncoder(BaseAutoEncoder):
     solver : {"adam", "lbfgs"}, default="adam"
         The optimizer: Adam on mini-batches, or L-BFGS (strong Wolfe line search) on the
         full batch, where ``batch_size`` and ``learning_rate_init`` are not used.
-    alpha : float, default=0.0
+    alpha : float, default=0.01
         Strength of the L2 penalty on the weights (not the biases), as in scikit-learn's
         MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
-        ``weight_decay``).
+        ``weight_decay``). The default guards small tables against overfitting (see
+        Notes).
     batch_size : int or "auto", default="auto"
         Mini-batch size; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -127,6 +128,18 @@ class AutoEncoder(BaseAutoEncoder):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when X had string column names.
 
+    Notes
+    -----
+    With ``module=None`` the network starts as PCA: a linear map beside each stack, set to
+    the projection on the top ``n_components`` principal directions (kept fixed), and the
+    stacks' last layers at zero. Adam's step size warms up linearly over the first 200
+    steps, so that its first steps, as large as the learning rate whatever the gradient,
+    do not throw that start away; ``alpha`` keeps what the nonlinear layers add from
+    fitting noise. Measured on a 30% hold-out (``python -m
+    benchmarks``'s defaults table), ``AutoEncoder(n_components=2)`` then reconstructs
+    held-out digits better than ``PCA(2)`` and stays within 2% of it on breast cancer,
+    wine and iris, standardised or min-max scaled.
+
     See Also
     --------
     MLP, ConvNet : The built-in networks.
@@ -162,7 +175,7 @@ class AutoEncoder(BaseAutoEncoder):
         activation="relu",
         loss="mse",
         solver="adam",
-        alpha=0.0,
+        alpha=0.01,
         batch_size="auto",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -198,6 +211,15 @@ class AutoEncoder(BaseAutoEncoder):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    # The default network starts at PCA's solution (MLP(start="pca")); the variants keep
+    # the plain MLP their penalties, noise and pretraining were designed on.
+    _pca_start = True
+
+    @property
+    def _warmup_steps(self):
+        """Small first steps keep a PCA start (the default network's; see Notes)."""
+        return 200 if getattr(self._architecture(), "start", None) == "pca" else 0
+
     def _code_activation(self):
         """The code layer's activation: linear, as Hinton & Salakhutdinov's code units."""
         return "identity"
@@ -205,7 +227,11 @@ class AutoEncoder(BaseAutoEncoder):
     def _architecture(self):
         """The network as a part: the default MLP, a built-in architecture or a user's module."""
         if self.module is None:
-            return MLP(hidden_layer_sizes=self.hidden_layer_sizes, activation=self.activation)
+            return MLP(
+                hidden_layer_sizes=self.hidden_layer_sizes,
+                activation=self.activation,
+                start="pca" if self._pca_start else "random",
+            )
         defaults = inspect.signature(type(self).__init__).parameters
         changed = [
             f"{name}={getattr(self, name)!r}"
@@ -232,7 +258,7 @@ class AutoEncoder(BaseAutoEncoder):
         )
 
     def _initialize_weights(self, module, X, generator):
-        return self._architecture().init_weights(module, generator)
+        return self._architecture().init_weights(module, generator, X)
 
 
 class LinearAE(BaseAutoEncoder):
@@ -413,6 +439,11 @@ class LinearAE(BaseAutoEncoder):
     }
 
     def _check_data(self, X):
+        if self.solver == "em" and self.alpha:
+            raise ValueError(
+                f"alpha={self.alpha} penalises the weights of a gradient solver; solver='em' "
+                "solves exactly for PCA's subspace. Use solver='lbfgs' or 'adam' with alpha."
+            )
         if self.solver == "em" and self.early_stopping:
             raise ValueError(
                 "early_stopping=True holds out rows for mini-batch training; solver='em' "

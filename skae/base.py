@@ -82,9 +82,13 @@ class NeuralNetMixin:
         target alike), or None."""
         return
 
+    # Steps over which Adam's step size warms up linearly at the start of a fit.
+    _warmup_steps = 0
+
     def _settings(self):
         """The training parameters, as the functions of :mod:`skae.training` take them."""
-        return {name: getattr(self, name) for name in TRAINING_CONSTRAINTS}
+        settings = {name: getattr(self, name) for name in TRAINING_CONSTRAINTS}
+        return {**settings, "warmup_steps": self._warmup_steps}
 
     def __sklearn_is_fitted__(self):
         # Hooks set fitted attributes (data ranges, pretrained layers) before training;

@@ -39,9 +39,9 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         labels; seeded from ``random_state``, on ``device``. X must be what it was (or
         will be) fitted on, e.g. scaled the same way.
     dropout : float, default=0.0
-        Probability of dropping each hidden unit and code unit during fine-tuning (the
-        inputs of every linear or convolutional layer of the encoder after its first, and of
-        the softmax layer), as in Srivastava et al. (2014); none at prediction.
+        Probability of dropping each hidden unit during fine-tuning (the inputs of every
+        linear or convolutional layer of the encoder after its first; the codes that feed
+        the softmax layer are kept), as in Srivastava et al. (2014); none at prediction.
     input_dropout : float, default=0.0
         Probability of dropping each input feature during fine-tuning (the input of the
         encoder's first layer); Srivastava et al. use 0.2 with ``dropout=0.5``.
@@ -212,8 +212,8 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):  # nn.Linear draws a default init when built
             head = nn.Linear(n_codes, len(self.classes_))
         init_weights(head, torch.Generator().manual_seed(seeds["weights"]), "identity")
-        module = CodeClassifier(autoencoder, head).to(self._torch_dtype)
-        return add_dropout(module, self.dropout, self.input_dropout)
+        add_dropout(autoencoder, self.dropout, self.input_dropout)
+        return CodeClassifier(autoencoder, head).to(self._torch_dtype)
 
     def _objective(self):
         return CrossEntropy()

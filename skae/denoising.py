@@ -116,6 +116,8 @@ class DenoisingAE(AutoEncoder):
     (1797, 8)
     """
 
+    _pca_start = False
+
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         "noise": [StrOptions(set(NOISES))],

@@ -36,6 +36,8 @@ from skorch.callbacks import Callback, EpochTimer, PrintLog
 from skorch.utils import TeeGenerator
 from torch.utils.data import Dataset, Subset
 
+from .modules import LinearSkip
+
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
@@ -246,6 +248,9 @@ class AutoEncoderNet(NeuralNet):
     """skorch's ``NeuralNet`` with the device-resident data path, one sync per epoch, and an
     objective as criterion (``criterion(module, x, target) -> loss``).
 
+    ``warmup_steps``: Adam's step size rises linearly over a fit's first steps (a start
+    at a good solution, PCA's, is not thrown away by Adam's first sign-like steps).
+
     The epoch's mean loss is recorded as ``train_loss`` / ``valid_loss`` in ``history``; a
     non-finite epoch loss stops training with a ``FloatingPointError`` instead of leaving a
     silently broken module.
@@ -254,6 +259,7 @@ class AutoEncoderNet(NeuralNet):
     def __init__(
         self,
         *args,
+        warmup_steps=0,
         dataset=DeviceTensors,
         iterator_train=TensorBatches,
         iterator_valid=TensorBatches,
@@ -266,6 +272,7 @@ class AutoEncoderNet(NeuralNet):
             iterator_valid=iterator_valid,
             **kwargs,
         )
+        self.warmup_steps = warmup_steps
 
     def get_default_callbacks(self):
         # skorch's PassthroughScoring averages per-batch losses read with ``.item()``; the
@@ -290,12 +297,24 @@ class AutoEncoderNet(NeuralNet):
             return super().train_step(batch, **fit_params)
         self.optimizer_.zero_grad(set_to_none=True)
         step = self.train_step_single(batch, **fit_params)
+        taken = getattr(self, "steps_taken_", 0)
+        self.steps_taken_ = taken + 1
         listeners = self._listeners("on_grad_computed")
         if listeners:
             named = TeeGenerator(self.get_all_learnable_params())
             for callback in listeners:
                 callback.on_grad_computed(self, named_parameters=named, batch=batch, training=True)
-        self.optimizer_.step()
+        if taken < self.warmup_steps:
+            # linear warm-up of the step size over the first warmup_steps steps of a fit,
+            # on top of whatever the epoch's schedule set
+            rates = [group["lr"] for group in self.optimizer_.param_groups]
+            for group in self.optimizer_.param_groups:
+                group["lr"] = group["lr"] * (taken + 1) / self.warmup_steps
+            self.optimizer_.step()
+            for group, rate in zip(self.optimizer_.param_groups, rates, strict=True):
+                group["lr"] = rate
+        else:
+            self.optimizer_.step()
         return step
 
     def _listeners(self, event):
@@ -309,7 +328,7 @@ class AutoEncoderNet(NeuralNet):
     def get_params_for_optimizer(self, prefix, named_parameters):
         """skorch's optimizer arguments, with ``weight_decay`` (``alpha``) applied to the
         weights only: biases, norms' scales and other one-dimensional parameters are not
-        shrunk, as in scikit-learn's MLP."""
+        shrunk, as in scikit-learn's MLP, nor the linear map of a :class:`LinearSkip`."""
         named_parameters = list(named_parameters)
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
         decay = kwargs.pop("weight_decay", 0.0)
@@ -320,11 +339,18 @@ class AutoEncoderNet(NeuralNet):
             return args, kwargs
         if not decay:
             return args, kwargs
+        # a linear map beside a stack (MLP(start="pca")) is PCA's solution: not shrunk
+        skips = {
+            id(p)
+            for m in self.module_.modules()
+            if isinstance(m, LinearSkip)
+            for p in m.linear.parameters()
+        }
         groups = []
         for group in args[0]:  # skorch's parameter groups, each split in two
             params = list(group["params"])
             for decayed in (True, False):
-                chosen = [p for p in params if (p.ndim > 1) == decayed]
+                chosen = [p for p in params if (p.ndim > 1 and id(p) not in skips) == decayed]
                 if chosen:
                     rate = group.get("weight_decay", decay) if decayed else 0.0
                     groups.append({**group, "params": chosen, "weight_decay": rate})
@@ -362,18 +388,19 @@ class AutoEncoderNet(NeuralNet):
         acc_dtype = torch.float32 if torch.device(self.device).type == "mps" else torch.float64
         total = torch.zeros((), dtype=acc_dtype, device=self.device)
         n_samples = batch_count = 0
-        # the net's own hooks are no-ops; the batch events go to the callbacks that listen
-        begin, end = self._listeners("on_batch_begin"), self._listeners("on_batch_end")
+        # The batch events cost Python per step: they are sent (with the net's own hooks,
+        # which open a batch record in the history) only when a callback listens.
+        listening = self._listeners("on_batch_begin") or self._listeners("on_batch_end")
         self._set_training(training)
         for batch in iterator:
-            for callback in begin:
-                callback.on_batch_begin(self, batch=batch, training=training)
+            if listening:
+                self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[0])
             total += step["loss"].detach() * size
             n_samples += size
-            for callback in end:
-                callback.on_batch_end(self, batch=batch, training=training, **step)
+            if listening:
+                self.notify("on_batch_end", batch=batch, training=training, **step)
             batch_count += 1
         self.history.record(prefix + "_batch_count", batch_count)
         loss = total.item() / max(n_samples, 1)  # the epoch's only device synchronisation

@@ -17,6 +17,7 @@ autoencoder that greedy layer-wise pretraining trains (see :class:`skae.StackedA
 import itertools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -171,14 +172,69 @@ class VAEModule(nn.Module):
         return self.decode(self.encode(x))
 
 
+class LinearSkip(nn.Module):
+    """``linear(x) + body(x)``: a nonlinear stack beside a linear map of the same shape."""
+
+    def __init__(self, linear, body):
+        super().__init__()
+        self.linear = linear
+        self.body = body
+
+    def forward(self, x):
+        return self.linear(x) + self.body(x)
+
+
 def mlp_autoencoder(
-    n_features, hidden_layer_sizes, n_components, activation, code_activation="identity"
+    n_features,
+    hidden_layer_sizes,
+    n_components,
+    activation,
+    code_activation="identity",
+    linear_skip=False,
 ):
-    """A deep MLP autoencoder whose decoder mirrors the encoder's layer sizes."""
+    """A deep MLP autoencoder whose decoder mirrors the encoder's layer sizes; with
+    ``linear_skip`` (and a linear code), encoder and decoder each get a linear map beside
+    their stack (:class:`LinearSkip`), which can start at PCA's solution."""
     sizes = [n_features, *hidden_layer_sizes, n_components]
     encoder = mlp(sizes, activation, last_activation=code_activation)
     decoder = mlp(sizes[::-1], activation)
+    if linear_skip:
+        encoder = LinearSkip(nn.Linear(n_features, n_components), encoder)
+        decoder = LinearSkip(nn.Linear(n_components, n_features), decoder)
     return AutoEncoderModule(encoder, decoder)
+
+
+def start_at_pca(module, X, generator, max_rows=10000):
+    """Set a :class:`LinearSkip` autoencoder to PCA's solution: the linear maps project on
+    and back from the top principal directions of (at most ``max_rows`` rows drawn from) X,
+    and the stacks' last layers are zero, so that the module computes PCA exactly and
+    training can only move it where the loss falls."""
+    from sklearn.decomposition import PCA  # noqa: PLC0415 - only this start needs it
+
+    encoder, decoder = module.encoder, module.decoder
+    n_components = encoder.linear.out_features
+    rows = np.arange(len(X))
+    if len(X) > max_rows:
+        rows = torch.randperm(len(X), generator=generator)[:max_rows].sort().values.numpy()
+    sample = np.asarray(X[rows], dtype=np.float64)
+    k = min(n_components, *sample.shape)
+    pca = PCA(n_components=k, svd_solver="full").fit(sample)
+    components = np.zeros((n_components, X.shape[1]))
+    components[:k] = pca.components_
+    weight = torch.as_tensor(components, dtype=encoder.linear.weight.dtype)
+    mean = torch.as_tensor(pca.mean_, dtype=weight.dtype)
+    with torch.no_grad():
+        encoder.linear.weight.copy_(weight)
+        encoder.linear.bias.copy_(-weight @ mean)
+        decoder.linear.weight.copy_(weight.T)
+        decoder.linear.bias.copy_(mean)
+        for linear in (encoder.linear, decoder.linear):
+            linear.requires_grad_(False)  # the exact PCA start
+        for stack in (encoder.body, decoder.body):
+            last = [m for m in stack if isinstance(m, nn.Linear)][-1]
+            last.weight.zero_()
+            last.bias.zero_()
+    return module
 
 
 def mlp_vae(n_features, hidden_layer_sizes, n_components, activation):

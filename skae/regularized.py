@@ -142,6 +142,8 @@ class ContractiveAE(AutoEncoder):
     (1797, 8)
     """
 
+    _pca_start = False
+
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         "contraction": [Interval(Real, 0, None, closed="left")],
@@ -328,6 +330,8 @@ class SparseAE(AutoEncoder):
     >>> Z.shape, bool((Z > 0).all() and (Z < 1).all())
     ((1797, 16), True)
     """
+
+    _pca_start = False
 
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,

@@ -166,6 +166,8 @@ class StackedAE(AutoEncoder):
     (3, (1797, 8))
     """
 
+    _pca_start = False
+
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         "pretrain_iter": [Interval(Integral, 0, None, closed="left")],

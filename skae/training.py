@@ -209,6 +209,7 @@ def make_net(
         iterator_valid__resample=resample,
         iterator_valid__seed=seeds["order"],
         dataset=DATA_PATHS[settings["data_path"]],
+        warmup_steps=settings.get("warmup_steps", 0),
         dataset__dtype=dtype,
         train_split=train_split,
         callbacks=callbacks,

@@ -197,6 +197,8 @@ class VariationalAE(AutoEncoder):
     (3, 64)
     """
 
+    _pca_start = False
+
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         # L-BFGS's line search compares loss values, but every evaluation of the ELBO draws

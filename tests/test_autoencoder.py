@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skae import AutoEncoder, LinearAE
+from skae import MLP, AutoEncoder, LinearAE
 from skae.likelihoods import LIKELIHOODS
 
 from .conftest import sse
@@ -40,7 +40,9 @@ def test_shapes_and_fitted_attributes(digits):
     assert ae.n_iter_ == len(ae.loss_curve_) == 7
     assert ae.device_ in ("cpu", "cuda")
     assert isinstance(ae.module_, torch.nn.Module)
-    assert [m.out_features for m in ae.module_.encoder if hasattr(m, "out_features")] == [16, 8, 3]
+    stack = ae.module_.encoder.body  # the default network: PCA's linear map beside it
+    assert [m.out_features for m in stack if hasattr(m, "out_features")] == [16, 8, 3]
+    assert ae.module_.encoder.linear.out_features == 3
     assert not hasattr(ae, "validation_scores_")
 
 
@@ -183,7 +185,10 @@ def test_stops_when_training_loss_stalls(digits):
 
 def test_warm_start_continues_training(digits):
     X, *_ = digits
-    ae = AutoEncoder(n_components=2, max_iter=5, warm_start=True, random_state=0).fit(X)
+    # from random weights (not the PCA start), where five epochs make a visible difference
+    ae = AutoEncoder(n_components=2, module=MLP(), max_iter=5, warm_start=True, random_state=0).fit(
+        X
+    )
     first = list(ae.loss_curve_)
     ae.fit(X)
     assert ae.n_iter_ == 10 and ae.loss_curve_[:5] == first

@@ -170,7 +170,9 @@ def test_the_default_is_the_mlp_architecture(digits):
     X, X_test, *_ = digits
     params = {"n_components": 3, "max_iter": 5, "random_state": 0}
     default = AutoEncoder(hidden_layer_sizes=(32,), activation="tanh", **params).fit(X)
-    explicit = AutoEncoder(module=MLP(hidden_layer_sizes=(32,), activation="tanh"), **params).fit(X)
+    explicit = AutoEncoder(
+        module=MLP(hidden_layer_sizes=(32,), activation="tanh", start="pca"), **params
+    ).fit(X)
     assert_array_equal(default.transform(X_test), explicit.transform(X_test))
 
 
