@@ -282,7 +282,7 @@ class AutoEncoderNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         x, target = batch
         loss = self.criterion_(self.module_, x, target)
-        if getattr(self, "penalty_", 0.0):
+        if self.penalty_:
             weights = [p for p in self.module_.parameters() if p.ndim > 1]
             loss = loss + 0.5 * self.penalty_ * sum(w.pow(2).sum() for w in weights)
         loss.backward()
@@ -299,7 +299,9 @@ class AutoEncoderNet(NeuralNet):
         step = self.train_step_single(batch, **fit_params)
         taken = getattr(self, "steps_taken_", 0)
         self.steps_taken_ = taken + 1
-        listeners = self._listeners("on_grad_computed")
+        listeners = getattr(self, "grad_listeners_", None)
+        if listeners is None:  # a step outside run_single_epoch
+            listeners = self._listeners("on_grad_computed")
         if listeners:
             named = TeeGenerator(self.get_all_learnable_params())
             for callback in listeners:
@@ -324,6 +326,8 @@ class AutoEncoderNet(NeuralNet):
             for _, callback in self.callbacks_
             if getattr(type(callback), event, None) is not getattr(Callback, event)
         ]
+
+    penalty_ = 0.0  # L-BFGS's L2 penalty (see get_params_for_optimizer)
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         """skorch's optimizer arguments, with ``weight_decay`` (``alpha``) applied to the
@@ -391,6 +395,7 @@ class AutoEncoderNet(NeuralNet):
         # The batch events cost Python per step: they are sent (with the net's own hooks,
         # which open a batch record in the history) only when a callback listens.
         listening = self._listeners("on_batch_begin") or self._listeners("on_batch_end")
+        self.grad_listeners_ = self._listeners("on_grad_computed")
         self._set_training(training)
         for batch in iterator:
             if listening:

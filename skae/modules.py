@@ -208,21 +208,27 @@ def start_at_pca(module, X, generator, max_rows=10000):
     """Set a :class:`LinearSkip` autoencoder to PCA's solution: the linear maps project on
     and back from the top principal directions of (at most ``max_rows`` rows drawn from) X,
     and the stacks' last layers are zero, so that the module computes PCA exactly and
-    training can only move it where the loss falls."""
-    from sklearn.decomposition import PCA  # noqa: PLC0415 - only this start needs it
-
+    training can only move it where the loss falls. The directions come from the rows'
+    covariance (an ``n_features`` square matrix), accumulated chunk by chunk."""
     encoder, decoder = module.encoder, module.decoder
     n_components = encoder.linear.out_features
-    rows = np.arange(len(X))
-    if len(X) > max_rows:
-        rows = torch.randperm(len(X), generator=generator)[:max_rows].sort().values.numpy()
-    sample = np.asarray(X[rows], dtype=np.float64)
-    k = min(n_components, *sample.shape)
-    pca = PCA(n_components=k, svd_solver="full").fit(sample)
-    components = np.zeros((n_components, X.shape[1]))
-    components[:k] = pca.components_
+    n_samples, n_features = X.shape
+    rows = np.arange(n_samples)
+    if n_samples > max_rows:
+        rows = torch.randperm(n_samples, generator=generator)[:max_rows].sort().values.numpy()
+    # mean and scatter of the rows, read in chunks: memory holds a chunk and a d x d matrix
+    chunks = [rows[i : i + 2048] for i in range(0, len(rows), 2048)]
+    mean = sum(np.asarray(X[c], dtype=np.float64).sum(axis=0) for c in chunks) / len(rows)
+    scatter = np.zeros((n_features, n_features))
+    for c in chunks:
+        centred = np.asarray(X[c], dtype=np.float64) - mean
+        scatter += centred.T @ centred
+    _, eigenvectors = np.linalg.eigh(scatter)  # ascending
+    k = min(n_components, len(rows), n_features)
+    components = np.zeros((n_components, n_features))
+    components[:k] = eigenvectors[:, ::-1][:, :k].T
     weight = torch.as_tensor(components, dtype=encoder.linear.weight.dtype)
-    mean = torch.as_tensor(pca.mean_, dtype=weight.dtype)
+    mean = torch.as_tensor(mean, dtype=weight.dtype)
     with torch.no_grad():
         encoder.linear.weight.copy_(weight)
         encoder.linear.bias.copy_(-weight @ mean)

@@ -84,7 +84,9 @@ def test_adaptive_monitors_validation_loss_with_early_stopping(digits):
 
 def test_lbfgs_has_no_schedule(digits):
     X, *_ = digits
-    lae = LinearAE(n_components=2, max_iter=3, learning_rate="cosine", random_state=0).fit(X)
+    lae = LinearAE(
+        n_components=2, solver="lbfgs", max_iter=3, learning_rate="cosine", random_state=0
+    ).fit(X)
     assert "lr_schedule" not in dict(lae.net_.callbacks_)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skae import AutoEncoder
+from skae import MLP, AutoEncoder
 from skae.engine import AutoEncoderNet
 from skae.likelihoods import LIKELIHOODS
 from skae.stacked import StackedAE
@@ -43,7 +43,11 @@ def test_without_fine_tuning_the_deep_network_is_the_pretrained_stack(digits):
     assert len(shallow) == len(sae.pretrain_loss_curves_) == 3
     assert sae.loss_curve_ == [] and sae.n_iter_ == 0
     # AutoEncoder's network, layer for layer
-    plain = AutoEncoder(max_iter=0, **{k: v for k, v in SMALL.items() if k != "pretrain_iter"})
+    plain = AutoEncoder(
+        module=MLP(hidden_layer_sizes=SMALL["hidden_layer_sizes"]),
+        max_iter=0,
+        **{k: v for k, v in SMALL.items() if k not in ("pretrain_iter", "hidden_layer_sizes")},
+    )
     assert repr(sae.module_) == repr(plain.fit(X).module_)
     encoder, decoder = linear_layers(sae.module_.encoder), linear_layers(sae.module_.decoder)
     for depth, layer in enumerate(shallow):
