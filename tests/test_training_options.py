@@ -273,3 +273,14 @@ def test_checkpoint_and_resume_through_skorch(tmp_path, digits01):
         f_params=str(tmp_path / "params.pt"), f_optimizer=str(tmp_path / "optimizer.pt")
     )
     assert_allclose(resumed.transform(digits01), first.transform(digits01), rtol=1e-6)
+
+
+@pytest.mark.parametrize("Estimator", [AutoEncoder, LinearAE, VariationalAE])
+def test_set_output_polars(Estimator, digits01):
+    pl = pytest.importorskip("polars")
+    est = Estimator(n_components=2, max_iter=2, random_state=0).set_output(transform="polars")
+    codes = est.fit(digits01).transform(digits01)
+    assert isinstance(codes, pl.DataFrame)
+    prefix = Estimator.__name__.lower()
+    assert codes.columns == [f"{prefix}0", f"{prefix}1"]
+    assert_allclose(codes.to_numpy(), est.set_output(transform="default").transform(digits01))
