@@ -12,9 +12,11 @@ manifold comparison at 2, 10 and 30 components, (3) classification by a fine-tun
 pretrained encoder, (4) the VAE's importance-weighted test NLL on binarised MNIST. The speed
 table is ``python -m benchmarks.speed``.
 
-Each mode writes its tables, with the command, date, machine and versions, to
-``benchmarks/results/<mode>.md`` and PNG figures beside it; ``benchmarks/RESULTS.md`` is
-rebuilt from every file there, and README.md's result blocks are refreshed from them.
+Each mode prints its tables, with the command, date, machine and versions, and writes them
+with PNG figures to ``--out-dir`` (default ``benchmarks/out/``, ignored by git): a run
+leaves the checkout clean. ``--publish`` writes to the committed ``benchmarks/results/``
+instead, rebuilds ``benchmarks/RESULTS.md`` from every file there and refreshes README.md's
+result blocks from them.
 """
 
 import argparse
@@ -44,7 +46,8 @@ from .tables import (
 )
 
 HERE = pathlib.Path(__file__).parent
-RESULTS_DIR = HERE / "results"
+RESULTS_DIR = HERE / "results"  # the committed results (--publish)
+OUT_DIR = HERE / "out"  # a run's own results, ignored by git
 DEFAULT_MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
 
 
@@ -81,7 +84,7 @@ def quick(args):
         {"PCA": fitted["PCA", k], "AutoEncoder": fitted["AutoEncoder", k]},
         X_test,
         y_test,
-        RESULTS_DIR / "quick-codes-2d.png",
+        args.out_dir / "quick-codes-2d.png",
         f"digits test set, {k}-dim codes",
     )
     k = max(args.components)
@@ -90,12 +93,12 @@ def quick(args):
         {name: fitted[name, k] for name in models_by_k[k]},
         X_test,
         (8, 8),
-        RESULTS_DIR / "quick-reconstructions.png",
+        args.out_dir / "quick-reconstructions.png",
         unscale=unscale,
     )
     figures.loss_curves(
         {name: fitted[name, k] for name in models_by_k[k]},
-        RESULTS_DIR / "quick-loss-curves.png",
+        args.out_dir / "quick-loss-curves.png",
         f"digits, {k}-dim codes",
     )
     return [
@@ -164,9 +167,9 @@ def _reconstruction(args, data):
         {n: fitted[n] for n in ("PCA", "AutoEncoder", "StackedAE")},
         X_test,
         (28, 28),
-        RESULTS_DIR / "full-reconstructions.png",
+        args.out_dir / "full-reconstructions.png",
     )
-    figures.loss_curves(fitted, RESULTS_DIR / "full-loss-curves.png", "MNIST, 30-dim codes")
+    figures.loss_curves(fitted, args.out_dir / "full-loss-curves.png", "MNIST, 30-dim codes")
     return [
         "### 1. Reconstruction (Hinton & Salakhutdinov 2006, Fig. 2)",
         (
@@ -200,7 +203,7 @@ def _manifold(args, data):
         {"PCA": fitted["PCA", 2], "AutoEncoder": fitted["AutoEncoder", 2]},
         X_test,
         y_test,
-        RESULTS_DIR / "full-codes-2d.png",
+        args.out_dir / "full-codes-2d.png",
         "MNIST test set, 2-dim codes (cf. Hinton & Salakhutdinov 2006, Fig. 3)",
     )
     return [
@@ -434,17 +437,34 @@ def main(argv=None):
     )
     parser.add_argument("--importance-samples", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the anomaly mode")
+    parser.add_argument(
+        "--out-dir",
+        type=pathlib.Path,
+        default=None,
+        help="where the tables and figures go (default benchmarks/out/, ignored by git)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="write to the committed benchmarks/results/ and refresh RESULTS.md and README.md",
+    )
     args = parser.parse_args(argv)
+    if args.publish and args.out_dir is not None:
+        parser.error("--publish writes to benchmarks/results/; it takes no --out-dir")
+    args.out_dir = RESULTS_DIR if args.publish else (args.out_dir or OUT_DIR)
     args.max_iter = args.max_iter or (120 if args.mode == "full" else 200)
     warnings.simplefilter("ignore", ConvergenceWarning)
-    RESULTS_DIR.mkdir(exist_ok=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
 
     def write(name, sections):
         text = "\n\n".join([*sections, provenance(argv)]) + "\n"
-        (RESULTS_DIR / f"{name}.md").write_text(text)
-        publish()
+        (args.out_dir / f"{name}.md").write_text(text)
         print(text)
-        print(f"written to {RESULTS_DIR / (name + '.md')} and {HERE / 'RESULTS.md'}")
+        if args.publish:
+            publish()
+            print(f"written to {args.out_dir / name}.md, {HERE / 'RESULTS.md'} and README.md")
+        else:
+            print(f"written to {args.out_dir / name}.md (--publish: the committed results)")
 
     try:
         if args.mode == "quick":

@@ -34,7 +34,8 @@ from skae.training import resolve_device
 from .common import markdown_table, progress, publish
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "benchmarks" / "results"
+RESULTS_DIR = REPO / "benchmarks" / "results"  # the committed results (--publish)
+OUT_DIR = REPO / "benchmarks" / "out"  # a run's own results, ignored by git
 
 
 def rss_anon():
@@ -158,7 +159,14 @@ def main(argv=None):
     parser.add_argument("--n-mnist", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs after a warm-up")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: benchmarks/out/<tag>.md (ignored by git)"
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="write to the committed benchmarks/results/ and refresh RESULTS.md and README.md",
+    )
     args = parser.parse_args(argv)
     if rss_anon() is None:
         parser.exit(1, "error: RssAnon is read from /proc/self/status: Linux only.\n")
@@ -216,9 +224,13 @@ def main(argv=None):
         )
         + "\n"
     )
-    out = args.out or RESULTS_DIR / f"{tag}.md"
+    if args.publish and args.out is not None:
+        sys.exit("error: --publish writes to benchmarks/results/; it takes no --out.")
+    out = args.out or (RESULTS_DIR if args.publish else OUT_DIR) / f"{tag}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    publish()
+    if args.publish:
+        publish()
     print(text)
 
 

@@ -22,7 +22,8 @@ Run from the repository root::
     python -m benchmarks.speed --data /path/to/mnist.npz --threads 2
 
 The tables, the device and the library versions are printed and written to ``--out``
-(default ``benchmarks/results/speed-<device>.md``).
+(default ``benchmarks/out/speed-<device>.md``, ignored by git); ``--publish`` writes
+``benchmarks/results/speed-<device>.md`` and refreshes RESULTS.md and README.md.
 """
 
 import argparse
@@ -50,7 +51,8 @@ from skae.training import resolve_device
 from .common import publish
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "benchmarks" / "results"
+RESULTS_DIR = REPO / "benchmarks" / "results"  # the committed results (--publish)
+OUT_DIR = REPO / "benchmarks" / "out"  # a run's own results, ignored by git
 ARCHITECTURES = [((128,), 32), ((1000, 500, 250), 30)]
 TINY = ((32,), 2)  # on digits (64 features), batch 64, one thread
 TINY_EPOCHS = 40  # timed epochs of 29 steps each
@@ -232,7 +234,12 @@ def parse_args(argv):
         "--out",
         type=Path,
         default=None,
-        help="markdown output (default: benchmarks/results/speed-<device>.md)",
+        help="markdown output (default: benchmarks/out/speed-<device>.md)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="write to the committed benchmarks/results/ and refresh RESULTS.md and README.md",
     )
     return parser.parse_args(argv)
 
@@ -250,7 +257,11 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     X = load_mnist(args.data, args.n_samples)
     n_epochs = 1 + args.epochs
-    out = args.out or RESULTS_DIR / f"speed-{device.split(':')[0]}.md"
+    if args.publish and args.out is not None:
+        sys.exit("error: --publish writes to benchmarks/results/; it takes no --out.")
+    out = (
+        args.out or (RESULTS_DIR if args.publish else OUT_DIR) / f"speed-{device.split(':')[0]}.md"
+    )
 
     def median(durations):
         return statistics.median(durations[1:])  # the first epoch is warm-up
@@ -371,7 +382,7 @@ def main(argv=None):
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    if out.parent == RESULTS_DIR:
+    if args.publish:
         publish()
     print(f"written to {out}", file=sys.stderr)
 

@@ -104,6 +104,11 @@ class AutoEncoder(BaseAutoEncoder):
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Callbacks of your own (checkpointing, gradient clipping, logging), run beside skae's
+        own (``stopper``, ``lr_schedule``, ``progress``) during training. Each fit runs deep
+        copies of them, so clones and repeated fits never share their state; the fitted
+        copies are in ``net_.callbacks_``.
 
     Attributes
     ----------
@@ -189,6 +194,7 @@ class AutoEncoder(BaseAutoEncoder):
         random_state=None,
         verbose=0,
         warm_start=False,
+        callbacks=None,
     ):
         self.n_components = n_components
         self.module = module
@@ -210,6 +216,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.callbacks = callbacks
 
     # The default network starts at PCA's solution (MLP(start="pca")); the variants keep
     # the plain MLP their penalties, noise and pretraining were designed on.
@@ -343,6 +350,11 @@ class LinearAE(BaseAutoEncoder):
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Callbacks of your own (checkpointing, gradient clipping, logging), run beside skae's
+        own (``stopper``, ``lr_schedule``, ``progress``) during training. Each fit runs deep
+        copies of them, so clones and repeated fits never share their state; the fitted
+        copies are in ``net_.callbacks_``.
 
     Attributes
     ----------
@@ -414,6 +426,7 @@ class LinearAE(BaseAutoEncoder):
         random_state=None,
         verbose=0,
         warm_start=False,
+        callbacks=None,
     ):
         self.n_components = n_components
         self.solver = solver
@@ -431,6 +444,7 @@ class LinearAE(BaseAutoEncoder):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.callbacks = callbacks
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],

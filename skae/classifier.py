@@ -94,6 +94,11 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Callbacks of your own (checkpointing, gradient clipping, logging), run beside skae's
+        own (``stopper``, ``lr_schedule``, ``progress``) during training. Each fit runs deep
+        copies of them, so clones and repeated fits never share their state; the fitted
+        copies are in ``net_.callbacks_``.
 
     Attributes
     ----------
@@ -176,6 +181,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
+        callbacks=None,
     ):
         self.autoencoder = autoencoder
         self.dropout = dropout
@@ -195,6 +201,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.callbacks = callbacks
 
     def __sklearn_is_fitted__(self):
         # classes_ and autoencoder_ are set before training, which may still fail

@@ -407,6 +407,11 @@ class AutoEncoderNet(NeuralNet):
             if listening:
                 self.notify("on_batch_end", batch=batch, training=training, **step)
             batch_count += 1
+        if not listening:
+            # one record for the epoch in place of one per batch, for skorch's callbacks
+            # that read the last batch's (Checkpoint names its files from it)
+            self.history.new_batch()
+            self.history.record_batch(prefix + "_size", n_samples)
         self.history.record(prefix + "_batch_count", batch_count)
         loss = total.item() / max(n_samples, 1)  # the epoch's only device synchronisation
         if not math.isfinite(loss):

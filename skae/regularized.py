@@ -116,6 +116,11 @@ class ContractiveAE(AutoEncoder):
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Callbacks of your own (checkpointing, gradient clipping, logging), run beside skae's
+        own (``stopper``, ``lr_schedule``, ``progress``) during training. Each fit runs deep
+        copies of them, so clones and repeated fits never share their state; the fitted
+        copies are in ``net_.callbacks_``.
 
     Attributes
     ----------
@@ -177,6 +182,7 @@ class ContractiveAE(AutoEncoder):
         random_state=None,
         verbose=0,
         warm_start=False,
+        callbacks=None,
     ):
         super().__init__(
             n_components,
@@ -199,6 +205,7 @@ class ContractiveAE(AutoEncoder):
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
+            callbacks=callbacks,
         )
         self.contraction = contraction
         self.jacobian = jacobian
@@ -308,6 +315,11 @@ class SparseAE(AutoEncoder):
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Callbacks of your own (checkpointing, gradient clipping, logging), run beside skae's
+        own (``stopper``, ``lr_schedule``, ``progress``) during training. Each fit runs deep
+        copies of them, so clones and repeated fits never share their state; the fitted
+        copies are in ``net_.callbacks_``.
 
     Attributes
     ----------
@@ -366,6 +378,7 @@ class SparseAE(AutoEncoder):
         random_state=None,
         verbose=0,
         warm_start=False,
+        callbacks=None,
     ):
         super().__init__(
             n_components,
@@ -388,6 +401,7 @@ class SparseAE(AutoEncoder):
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
+            callbacks=callbacks,
         )
         self.sparsity = sparsity
         self.sparsity_weight = sparsity_weight

@@ -119,6 +119,11 @@ class StackedAE(AutoEncoder):
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Callbacks of your own (checkpointing, gradient clipping, logging), run beside skae's
+        own (``stopper``, ``lr_schedule``, ``progress``) during training. Each fit runs deep
+        copies of them, so clones and repeated fits never share their state; the fitted
+        copies are in ``net_.callbacks_``.
 
     Attributes
     ----------
@@ -201,6 +206,7 @@ class StackedAE(AutoEncoder):
         random_state=None,
         verbose=0,
         warm_start=False,
+        callbacks=None,
     ):
         super().__init__(
             n_components,
@@ -223,6 +229,7 @@ class StackedAE(AutoEncoder):
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
+            callbacks=callbacks,
         )
         self.pretrain_iter = pretrain_iter
         self.pretrain_noise = pretrain_noise
@@ -256,7 +263,13 @@ class StackedAE(AutoEncoder):
         layer_seeds = torch.randint(2**31 - 1, (len(blocks),), generator=generator).tolist()
         # Pretraining is an initialisation with a fixed budget of epochs: the stack's
         # training settings, pretrain_iter epochs, never continued.
-        settings = {**self._settings(), "max_iter": self.pretrain_iter, "warm_start": False}
+        # the user's callbacks follow the deep network's fine-tuning, not the levels'
+        settings = {
+            **self._settings(),
+            "max_iter": self.pretrain_iter,
+            "warm_start": False,
+            "callbacks": None,
+        }
         inputs, layers, curves = X, [], []
         with tempfile.TemporaryDirectory(prefix="skae-codes-") as scratch:
             for depth, ((encoder, decoder), seed) in enumerate(

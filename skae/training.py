@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
@@ -40,6 +40,7 @@ TRAINING_CONSTRAINTS = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
+    "callbacks": [None, list],
 }
 
 # What the seeds of one training run are for, in the order they are drawn: the initial
@@ -160,6 +161,35 @@ def lr_schedule(settings, monitor):
     )
 
 
+def user_callbacks(callbacks, taken):
+    """Deep copies of a user's skorch callbacks as ``(name, callback)`` pairs; an unnamed one
+    is named after its class (numbered if the name repeats), as skorch names them."""
+    named = []
+    names = set(taken)
+    for item in callbacks or []:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            name, callback = item
+        else:
+            name, callback = None, item
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                f"callbacks must hold skorch callbacks or (name, callback) pairs; got {item!r}."
+            )
+        if name is None:
+            base, name, i = type(callback).__name__, type(callback).__name__, 1
+            while name in names:
+                i += 1
+                name = f"{base}_{i}"
+        elif name in names:
+            raise ValueError(
+                f"callback name {name!r} is taken (skae's own: {sorted(taken)}, and the "
+                "names before it); name yours differently."
+            )
+        names.add(name)
+        named.append((name, copy.deepcopy(callback)))
+    return named
+
+
 def make_net(
     module,
     objective,
@@ -191,6 +221,7 @@ def make_net(
         callbacks.append(("lr_schedule", schedule))
     if settings["verbose"]:
         callbacks.append(("progress", ProgressBar()))
+    callbacks += user_callbacks(settings.get("callbacks"), [name for name, _ in callbacks])
     train_split = None
     if settings["early_stopping"]:
         train_split = ValidSplit(

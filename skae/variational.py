@@ -135,6 +135,11 @@ class VariationalAE(AutoEncoder):
         1 prints a progress bar and a line per epoch; 0 is silent.
     warm_start : bool, default=False
         Continue training the fitted module on the next call to ``fit``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Callbacks of your own (checkpointing, gradient clipping, logging), run beside skae's
+        own (``stopper``, ``lr_schedule``, ``progress``) during training. Each fit runs deep
+        copies of them, so clones and repeated fits never share their state; the fitted
+        copies are in ``net_.callbacks_``.
 
     Attributes
     ----------
@@ -233,6 +238,7 @@ class VariationalAE(AutoEncoder):
         random_state=None,
         verbose=0,
         warm_start=False,
+        callbacks=None,
     ):
         super().__init__(
             n_components,
@@ -255,6 +261,7 @@ class VariationalAE(AutoEncoder):
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
+            callbacks=callbacks,
         )
         self.beta = beta
         self.binarize = binarize

@@ -22,6 +22,7 @@ def scratch(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(common, "HERE", here)
     monkeypatch.setattr(bench, "RESULTS_DIR", here / "results")
+    monkeypatch.setattr(bench, "OUT_DIR", here / "out")
     monkeypatch.setattr(bench, "HERE", here)
     return tmp_path
 
@@ -55,7 +56,7 @@ FAST = [
 
 
 def test_full_mode_writes_each_table_with_its_command(scratch, small_mnist):
-    bench.main(["--mode", "full", "--data", str(small_mnist), *FAST])
+    bench.main(["--mode", "full", "--publish", "--data", str(small_mnist), *FAST])
     results = scratch / "benchmarks" / "results"
     for number, title in [
         (1, "Reconstruction"),
@@ -66,7 +67,9 @@ def test_full_mode_writes_each_table_with_its_command(scratch, small_mnist):
         text = (results / f"full-{number}.md").read_text()
         assert f"## Full {number}: MNIST (120 train / 60 test images" in text
         assert f"### {number}. {title}" in text
-        assert f"- command: `python -m benchmarks --mode full --data {small_mnist}" in text
+        assert (
+            f"- command: `python -m benchmarks --mode full --publish --data {small_mnist}" in text
+        )
         assert "- code: not a git checkout" in text
     for figure in ("full-reconstructions", "full-loss-curves", "full-codes-2d"):
         assert (results / f"{figure}.png").stat().st_size > 0
@@ -83,7 +86,7 @@ def test_full_mode_writes_each_table_with_its_command(scratch, small_mnist):
 def test_one_table_can_be_rerun_alone(scratch, small_mnist):
     results = scratch / "benchmarks" / "results"
     (results / "full-1.md").write_text("## Full 1: kept\n")
-    bench.main(["--mode", "full", "--data", str(small_mnist), "--tables", "4", *FAST])
+    bench.main(["--mode", "full", "--publish", "--data", str(small_mnist), "--tables", "4", *FAST])
     assert (results / "full-1.md").read_text() == "## Full 1: kept\n"
     assert "### 4. Density" in (results / "full-4.md").read_text()
     assert not (results / "full-2.md").exists()
@@ -117,13 +120,17 @@ def test_speed_benchmark_times_the_three_loops(scratch, small_mnist):
     table = out.read_text()
     rows = [line for line in table.splitlines() if line.startswith("| 784-")]
     assert len(rows) >= 2
-    hand, ours, default = (float(cell) for cell in rows[0].split("|")[3:6])
+    hand, ours, default = (float(cell) for cell in rows[0].split("|")[5:8])
     assert hand > 0 and ours > 0 and default > 0
+    tiny = [line for line in table.splitlines() if line.startswith("| 64-32-2 | 1797 | 64 | 1 |")]
+    assert len(tiny) == 1
+    contractive = [line for line in table.splitlines() if line.startswith("| ContractiveAE")]
+    assert len(contractive) == 2 and all(float(c.split("|")[2]) > 0 for c in contractive)
 
 
 def test_anomaly_mode_ranks_every_detector(scratch):
     bench.main(["--mode", "anomaly", "--seeds", "1", "--max-iter", "2"])
-    text = (scratch / "benchmarks" / "results" / "anomaly.md").read_text()
+    text = (scratch / "benchmarks" / "out" / "anomaly.md").read_text()
     for detector in (
         "skae AutoEncoder",
         "skae VariationalAE",
@@ -134,3 +141,13 @@ def test_anomaly_mode_ranks_every_detector(scratch):
         rows = [line for line in text.splitlines() if line.startswith(f"| {detector} | ")]
         assert len(rows) == 2  # digits and breast cancer
         assert all(0.5 < float(row.split("|")[2].split("±")[0]) <= 1 for row in rows)
+
+
+def test_a_run_without_publish_leaves_the_committed_results_alone(scratch, small_mnist):
+    readme = (scratch / "README.md").read_text()
+    bench.main(["--mode", "full", "--data", str(small_mnist), "--tables", "4", *FAST])
+    out = scratch / "benchmarks" / "out"
+    assert "### 4. Density" in (out / "full-4.md").read_text()
+    assert list((scratch / "benchmarks" / "results").iterdir()) == []
+    assert not (scratch / "benchmarks" / "RESULTS.md").exists()
+    assert (scratch / "README.md").read_text() == readme

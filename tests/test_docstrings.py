@@ -47,6 +47,7 @@ def test_training_parameters_read_the_same_everywhere():
             "random_state",
             "verbose",
             "warm_start",
+            "callbacks",
         ],
     )
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from skorch.callbacks import Callback, GradientNormClipping
 
@@ -228,3 +229,58 @@ def test_callbacks_that_listen_per_batch_or_per_gradient_still_run(digits01):
     total = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
     assert total <= 1.01e-8
     assert any(not torch.equal(a, p) for a, p in zip(before, ae.module_.parameters(), strict=True))
+
+
+def test_callbacks_run_beside_skaes_own_and_are_copied_per_fit(digits01):
+    from skorch.callbacks import EarlyStopping
+
+    seen = []
+
+    class Recorder(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            seen.append(len(net.history))
+
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)  # stops at once
+    recorder = Recorder()
+    ae = AutoEncoder(
+        2, module=MLP(), max_iter=20, random_state=0, callbacks=[recorder, ("halt", stop)]
+    )
+    ae.fit(digits01)
+    names = [name for name, _ in ae.net_.callbacks_]
+    assert {"stopper", "Recorder", "halt"} <= set(names)
+    assert ae.n_iter_ < 20 and seen == list(range(1, ae.n_iter_ + 1))
+    # the estimator's own objects are never the ones that ran
+    fitted = dict(ae.net_.callbacks_)
+    assert fitted["halt"] is not stop and fitted["halt"].misses_ >= 1 and stop.misses_ == 0
+    clone_ = clone(ae)
+    assert clone_.callbacks[0] is not recorder
+    with pytest.raises(ValueError, match="'stopper' is taken"):
+        AutoEncoder(max_iter=1, callbacks=[("stopper", Recorder())]).fit(digits01)
+    with pytest.raises(TypeError, match="skorch callbacks"):
+        AutoEncoder(max_iter=1, callbacks=[print]).fit(digits01)
+
+
+def test_checkpoint_and_resume_through_skorch(tmp_path, digits01):
+    from skorch.callbacks import Checkpoint
+
+    checkpoint = Checkpoint(monitor=None, dirname=str(tmp_path), f_history=None)
+    kw = {"n_components": 2, "module": MLP(), "random_state": 0}
+    first = AutoEncoder(max_iter=3, callbacks=[checkpoint], **kw).fit(digits01)
+    assert (tmp_path / "params.pt").is_file() and (tmp_path / "optimizer.pt").is_file()
+    # a new estimator started from the saved weights and optimizer state goes on from them
+    resumed = AutoEncoder(max_iter=0, **kw).fit(digits01)
+    resumed.net_.load_params(
+        f_params=str(tmp_path / "params.pt"), f_optimizer=str(tmp_path / "optimizer.pt")
+    )
+    assert_allclose(resumed.transform(digits01), first.transform(digits01), rtol=1e-6)
+
+
+@pytest.mark.parametrize("Estimator", [AutoEncoder, LinearAE, VariationalAE])
+def test_set_output_polars(Estimator, digits01):
+    pl = pytest.importorskip("polars")
+    est = Estimator(n_components=2, max_iter=2, random_state=0).set_output(transform="polars")
+    codes = est.fit(digits01).transform(digits01)
+    assert isinstance(codes, pl.DataFrame)
+    prefix = Estimator.__name__.lower()
+    assert codes.columns == [f"{prefix}0", f"{prefix}1"]
+    assert_allclose(codes.to_numpy(), est.set_output(transform="default").transform(digits01))
