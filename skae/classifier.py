@@ -219,6 +219,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):  # nn.Linear draws a default init when built
             head = nn.Linear(n_codes, len(self.classes_))
         init_weights(head, torch.Generator().manual_seed(seeds["weights"]), "identity")
+        autoencoder.requires_grad_(True)  # fine-tuning trains all of it (a PCA start's map too)
         add_dropout(autoencoder, self.dropout, self.input_dropout)
         return CodeClassifier(autoencoder, head).to(self._torch_dtype)
 
