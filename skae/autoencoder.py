@@ -15,7 +15,7 @@ from torch import nn
 
 from .architectures import MLP, UserModule
 from .base import BaseAutoEncoder, output_dtype
-from .modules import ACTIVATIONS, init_weights, linear_autoencoder
+from .modules import ACTIVATIONS, init_weights, linear_autoencoder, row_moments
 from .training import TRAINING_CONSTRAINTS, loss_curve, make_net
 
 
@@ -490,8 +490,7 @@ class LinearAE(BaseAutoEncoder):
         n_samples, n_features = X.shape
         if n_samples <= 2 * n_features:
             return X
-        mean = X.mean(axis=0, dtype=np.float64)
-        scatter = sum((chunk - mean).T @ (chunk - mean) for chunk in _chunks(X, dtype=np.float64))
+        _, mean, scatter = row_moments(X)
         eigenvalues, eigenvectors = np.linalg.eigh(scatter / n_samples)
         # eigenvalues below the rounding of the largest are zero directions of the data
         keep = eigenvalues > eigenvalues[-1] * n_features * np.finfo(np.float64).eps
@@ -504,15 +503,7 @@ class LinearAE(BaseAutoEncoder):
     def _moments(self, X, accumulate):
         """Row count, mean and scatter matrix (float64) of X, or of X and the rows seen
         before when ``accumulate`` (Chan et al.'s pairwise update, as IncrementalPCA)."""
-        n = len(X)
-        mean = np.zeros(X.shape[1])
-        for chunk in _chunks(X, np.float64):
-            mean += chunk.sum(axis=0)
-        mean /= max(n, 1)
-        scatter = sum(
-            ((chunk - mean).T @ (chunk - mean) for chunk in _chunks(X, np.float64)),
-            np.zeros((X.shape[1], X.shape[1])),
-        )
+        n, mean, scatter = row_moments(X)
         if accumulate and getattr(self, "n_samples_seen_", 0):
             n0, mean0, scatter0 = self.n_samples_seen_, self._mean_seen, self._scatter_seen
             delta = mean - mean0

@@ -204,6 +204,22 @@ def mlp_autoencoder(
     return AutoEncoderModule(encoder, decoder)
 
 
+def row_moments(X, rows=None, chunk=2048):
+    """Row count, mean and scatter matrix (float64) of ``X[rows]`` (all rows by default),
+    read in chunks: memory holds a chunk and an ``n_features`` square matrix, never X."""
+    index = np.arange(len(X)) if rows is None else rows
+    chunks = [index[i : i + chunk] for i in range(0, len(index), chunk)]
+    mean = np.zeros(X.shape[1])
+    for c in chunks:
+        mean += np.asarray(X[c], dtype=np.float64).sum(axis=0)
+    mean /= max(len(index), 1)
+    scatter = np.zeros((X.shape[1], X.shape[1]))
+    for c in chunks:
+        centred = np.asarray(X[c], dtype=np.float64) - mean
+        scatter += centred.T @ centred
+    return len(index), mean, scatter
+
+
 def start_at_pca(module, X, generator, max_rows=10000):
     """Set a :class:`LinearSkip` autoencoder to PCA's solution: the linear maps project on
     and back from the top principal directions of (at most ``max_rows`` rows drawn from) X,
@@ -216,13 +232,7 @@ def start_at_pca(module, X, generator, max_rows=10000):
     rows = np.arange(n_samples)
     if n_samples > max_rows:
         rows = torch.randperm(n_samples, generator=generator)[:max_rows].sort().values.numpy()
-    # mean and scatter of the rows, read in chunks: memory holds a chunk and a d x d matrix
-    chunks = [rows[i : i + 2048] for i in range(0, len(rows), 2048)]
-    mean = sum(np.asarray(X[c], dtype=np.float64).sum(axis=0) for c in chunks) / len(rows)
-    scatter = np.zeros((n_features, n_features))
-    for c in chunks:
-        centred = np.asarray(X[c], dtype=np.float64) - mean
-        scatter += centred.T @ centred
+    _, mean, scatter = row_moments(X, rows)
     _, eigenvectors = np.linalg.eigh(scatter)  # ascending
     k = min(n_components, len(rows), n_features)
     components = np.zeros((n_components, n_features))
