@@ -44,7 +44,7 @@ def _positive_ints(value, name):
 class _BuiltIn(BaseEstimator):
     """What skae's built-in architectures share: weights drawn from a local generator."""
 
-    def init_weights(self, module, generator, X=None):
+    def init_weights(self, module, generator, X=None, sample_weight=None):
         """Draw every weight of ``module`` from ``generator``; a VAE's posterior starts at
         unit variance (a zero log-variance head)."""
         return _init_weights(module, generator, self.activation)
@@ -111,12 +111,13 @@ class MLP(_BuiltIn):
             linear_skip=self.start == "pca" and code_activation == "identity",
         )
 
-    def init_weights(self, module, generator, X=None):
+    def init_weights(self, module, generator, X=None, sample_weight=None):
         """Draw every weight from ``generator``; with ``start="pca"`` and the training data
-        ``X``, then set the linear maps to PCA's solution (:func:`start_at_pca`)."""
+        ``X`` (their rows weighted by ``sample_weight``), then set the linear maps to PCA's
+        solution (:func:`start_at_pca`)."""
         module = super().init_weights(module, generator)
         if isinstance(getattr(module, "encoder", None), LinearSkip) and X is not None:
-            module = start_at_pca(module, X, generator)
+            module = start_at_pca(module, X, generator, sample_weight=sample_weight)
         return module
 
     def blocks(self, module):
@@ -260,7 +261,7 @@ class UserModule:
     def build(self, n_features, n_components, *, variational=False, code_activation="identity"):
         return copy.deepcopy(self.module)
 
-    def init_weights(self, module, generator, X=None):
+    def init_weights(self, module, generator, X=None, sample_weight=None):
         return module
 
     def blocks(self, module):

@@ -19,12 +19,6 @@ from .modules import ACTIVATIONS, init_weights, linear_autoencoder, row_moments
 from .training import TRAINING_CONSTRAINTS, loss_curve, make_net
 
 
-def _chunks(X, dtype=None, size=8192):
-    """X in blocks of rows (in ``dtype``): memory holds a block, never a copy of X."""
-    for start in range(0, len(X), size):
-        yield np.asarray(X[start : start + size], dtype=dtype)
-
-
 class AutoEncoder(BaseAutoEncoder):
     """A deep undercomplete autoencoder as a scikit-learn transformer, on any network.
 
@@ -264,8 +258,8 @@ class AutoEncoder(BaseAutoEncoder):
             code_activation=self._code_activation(),
         )
 
-    def _initialize_weights(self, module, X, generator):
-        return self._architecture().init_weights(module, generator, X)
+    def _initialize_weights(self, module, X, generator, sample_weight=None):
+        return self._architecture().init_weights(module, generator, X, sample_weight)
 
 
 class LinearAE(BaseAutoEncoder):
@@ -472,10 +466,10 @@ class LinearAE(BaseAutoEncoder):
     def _build_module(self, X, n_components):
         return linear_autoencoder(X.mean(axis=0), n_components)
 
-    def _initialize_weights(self, module, X, generator):
+    def _initialize_weights(self, module, X, generator, sample_weight=None):
         return init_weights(module, generator, "identity")
 
-    def _training_rows(self, X):
+    def _training_rows(self, X, sample_weight=None):
         """Rows with X's mean and covariance: all full-batch L-BFGS needs, at less cost.
 
         The loss ``mean ||(I - W_d W_e)(x - m)||^2`` (m the mean) depends on X only through
@@ -486,24 +480,25 @@ class LinearAE(BaseAutoEncoder):
         L-BFGS without early stopping (which needs real rows to hold out) when it is cheaper.
         """
         if self.solver != "lbfgs" or self.early_stopping:
-            return X  # Adam needs rows; EM reads X once for its moments
+            return X, sample_weight  # Adam needs rows; EM reads X once for its moments
         n_samples, n_features = X.shape
         if n_samples <= 2 * n_features:
-            return X
-        _, mean, scatter = row_moments(X)
-        eigenvalues, eigenvectors = np.linalg.eigh(scatter / n_samples)
+            return X, sample_weight
+        count, mean, scatter = row_moments(X, weights=sample_weight)
+        eigenvalues, eigenvectors = np.linalg.eigh(scatter / count)
         # eigenvalues below the rounding of the largest are zero directions of the data
         keep = eigenvalues > eigenvalues[-1] * n_features * np.finfo(np.float64).eps
         p = int(keep.sum())
         if p == 0:  # constant data: one row is the whole story
-            return mean[None, :]
+            return mean[None, :], None
         half = (eigenvectors[:, keep] * np.sqrt(p * eigenvalues[keep])).T  # (p, n_features)
-        return np.concatenate([mean + half, mean - half])
+        return np.concatenate([mean + half, mean - half]), None
 
-    def _moments(self, X, accumulate):
-        """Row count, mean and scatter matrix (float64) of X, or of X and the rows seen
-        before when ``accumulate`` (Chan et al.'s pairwise update, as IncrementalPCA)."""
-        n, mean, scatter = row_moments(X)
+    def _moments(self, X, accumulate, sample_weight=None):
+        """Row count, mean and scatter matrix (float64) of X (its rows weighted by
+        ``sample_weight``), or of X and the rows seen before when ``accumulate`` (Chan et
+        al.'s pairwise update, as IncrementalPCA)."""
+        n, mean, scatter = row_moments(X, weights=sample_weight)
         if accumulate and getattr(self, "n_samples_seen_", 0):
             n0, mean0, scatter0 = self.n_samples_seen_, self._mean_seen, self._scatter_seen
             delta = mean - mean0
@@ -513,18 +508,22 @@ class LinearAE(BaseAutoEncoder):
         self.n_samples_seen_, self._mean_seen, self._scatter_seen = n, mean, scatter
         return n, mean, scatter
 
-    def _train(self, X, y=None, *, module, seeds, stratified=False, epochs=None):
+    def _train(
+        self, X, y=None, *, module, seeds, stratified=False, epochs=None, sample_weight=None
+    ):
         if self.solver != "em":
-            return super()._train(X, y, module=module, seeds=seeds, epochs=epochs)
+            return super()._train(
+                X, y, module=module, seeds=seeds, epochs=epochs, sample_weight=sample_weight
+            )
         # partial_fit (epochs=1) accumulates the moments; fit and warm_start read X's own
-        n, mean, scatter = self._moments(X, accumulate=epochs is not None)
+        n, mean, scatter = self._moments(X, epochs is not None, sample_weight)
         if module is not None:
             net = make_net(
                 module,
                 self._objective(),
                 self._settings(),
                 seeds,
-                max(n, 1),
+                max(len(X), 1),
                 dtype=self._torch_dtype,
             )
             net.initialize()
@@ -573,8 +572,9 @@ class LinearAE(BaseAutoEncoder):
                 stacklevel=3,
             )
 
-    def _after_fit(self, X):
-        """Rewrite the module to the ordered orthonormal basis of the subspace it learned."""
+    def _after_fit(self, X, sample_weight=None):
+        """Rewrite the module to the ordered orthonormal basis of the subspace it learned
+        (the variances: of the rows weighted by ``sample_weight``)."""
         # the mean the module centres with (set by the first fit; a warm start keeps it)
         dtype = output_dtype(X)
         self.mean_ = self.module_.decoder[1].shift.detach().cpu().numpy().astype(dtype)
@@ -588,12 +588,17 @@ class LinearAE(BaseAutoEncoder):
             singular_values = np.sqrt(np.clip(variances, 0, None))
             squares = np.trace(scatter)
         else:
-            projected = np.concatenate([(chunk - self.mean_) @ basis for chunk in _chunks(X)])
-            _, singular_values, vt = np.linalg.svd(projected, full_matrices=False)
-            _, components = svd_flip(None, vt @ basis.T, u_based_decision=False)
-            n_samples = X.shape[0]
-            data_mean = X.mean(axis=0, dtype=np.float64)
-            squares = sum(((chunk - data_mean) ** 2).sum() for chunk in _chunks(X, np.float64))
+            # the weighted second moments, projected on the subspace and in total
+            n_samples, data_mean, scatter = row_moments(X, weights=sample_weight)
+            shifted = data_mean - self.mean_.astype(np.float64)
+            moments = basis.T @ scatter @ basis + n_samples * np.outer(
+                basis.T @ shifted, basis.T @ shifted
+            )
+            variances, rotation = np.linalg.eigh(moments)
+            variances, rotation = variances[::-1], rotation[:, ::-1]
+            _, components = svd_flip(None, rotation.T @ basis.T, u_based_decision=False)
+            singular_values = np.sqrt(np.clip(variances, 0, None))
+            squares = np.trace(scatter)
         self.components_ = components.astype(dtype, copy=False)
         self.explained_variance_ = (singular_values**2 / max(n_samples - 1, 1)).astype(dtype)
         total_variance = squares / (n_samples - 1) if n_samples > 1 else 0.0

@@ -30,9 +30,14 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    has_fit_parameter,
+    validate_data,
+)
 
-from .engine import host_tensor, map_batches
+from .engine import _is_memory_mapped, host_tensor, map_batches
 from .likelihoods import LIKELIHOODS
 from .modules import encode
 from .objectives import Reconstruction
@@ -59,6 +64,32 @@ def check_X(estimator, X, reset):
     """``validate_data`` without a copy of X: numeric dtypes (ints, bools, float16) are kept
     as they are and converted batch by batch, where the data meet the module."""
     return validate_data(estimator, X, dtype="numeric", reset=reset)
+
+
+def check_weights(X, y, sample_weight):
+    """Validate ``sample_weight`` for the rows of X (and y): ``(X, y, weights)`` with the
+    weights scaled to mean 1 (float64), or unchanged with ``None``.
+
+    Rows of weight 0 are dropped, so that they are not even seen (a memory-mapped X keeps
+    them, with weight 0, rather than be copied into memory): a zero weight and a removed row
+    fit the same model. Equal weights are no weights (None). Weights must be finite,
+    non-negative and not all zero.
+    """
+    if sample_weight is None:
+        return X, y, None
+    weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    total = weights.sum()
+    if not total > 0:
+        raise ValueError(
+            "sample_weight sums to zero: at least one row needs a positive weight to be trained on."
+        )
+    if not weights.all() and not _is_memory_mapped(X):
+        kept = np.flatnonzero(weights)
+        X, weights = X[kept], weights[kept]
+        y = None if y is None else y[kept]
+    if np.all(weights == weights[0]):
+        return X, y, None  # equal weights: the unweighted fit, exactly
+    return X, y, weights * (len(weights) / total)
 
 
 class NeuralNetMixin:
@@ -105,9 +136,11 @@ class NeuralNetMixin:
         """skorch's ``History``: one dict per epoch (losses, duration)."""
         return self.net_.history
 
-    def _train(self, X, y=None, *, module, seeds, stratified=False, epochs=None):
+    def _train(
+        self, X, y=None, *, module, seeds, stratified=False, epochs=None, sample_weight=None
+    ):
         """Train ``module`` from scratch, or with ``module=None`` continue the fitted net, for
-        ``epochs`` (default: ``max_iter``).
+        ``epochs`` (default: ``max_iter``), each row weighted by ``sample_weight`` if given.
 
         A new net becomes ``net_`` only once training succeeded; a continuation that fails
         (diverges) puts the previous net back, so no error leaves a broken model behind.
@@ -117,7 +150,7 @@ class NeuralNetMixin:
             if epochs is None:  # warm_start: this call's max_iter, as scikit-learn's MLP
                 self.net_.max_epochs = self.max_iter
             try:
-                epochs = continue_net(self.net_, X, y, seeds, epochs)
+                epochs = continue_net(self.net_, X, y, seeds, epochs, sample_weight)
             except BaseException:
                 self.net_ = previous
                 raise
@@ -134,6 +167,7 @@ class NeuralNetMixin:
                 resample=self._resample(),
                 stratified=stratified,
                 epochs=epochs,
+                sample_weight=sample_weight,
             )
             self.net_, self.device_ = net, net.device
             self.data_path_ = net.data_path_
@@ -195,25 +229,20 @@ class NeuralNetMixin:
         return out.astype(out_dtype, copy=False)
 
 
-def fitted_copy(estimator, X, seed):
+def fitted_copy(estimator, X, seed, sample_weight=None):
     """A fitted copy of ``estimator`` for a meta-estimator: a deep copy of a fitted one (the
     object passed is never changed), else a clone fitted on X.
 
     A clone's ``random_state=None`` parameters (nested ones included) are seeded from
     ``seed``, as scikit-learn's meta-estimators seed what they build, so that a
     meta-estimator with ``random_state`` set is deterministic end to end. A fitted one must
-    have been fitted on X's number of features.
+    have been fitted on X's number of features. ``sample_weight`` is passed to a clone's fit
+    (an estimator whose fit takes no weights refuses them).
     """
     try:
         check_is_fitted(estimator)
     except NotFittedError:
-        fitted = clone(estimator)
-        unseeded = {
-            name: seed
-            for name, value in fitted.get_params().items()
-            if name.endswith("random_state") and value is None
-        }
-        return fitted.set_params(**unseeded).fit(X)
+        return _fit_clone(estimator, X, seed, sample_weight)
     fitted = copy.deepcopy(estimator)
     if getattr(fitted, "n_features_in_", X.shape[1]) != X.shape[1]:
         raise ValueError(
@@ -221,6 +250,24 @@ def fitted_copy(estimator, X, seed):
             f"{type(fitted).__name__} was fitted on {fitted.n_features_in_}."
         )
     return fitted
+
+
+def _fit_clone(estimator, X, seed, sample_weight):
+    fitted = clone(estimator)
+    unseeded = {
+        name: seed
+        for name, value in fitted.get_params().items()
+        if name.endswith("random_state") and value is None
+    }
+    fitted.set_params(**unseeded)
+    if sample_weight is None:
+        return fitted.fit(X)
+    if not has_fit_parameter(fitted, "sample_weight"):
+        raise ValueError(
+            f"sample_weight was given, but {type(fitted).__name__}.fit takes no "
+            "sample_weight: fit it beforehand, or drop the weights."
+        )
+    return fitted.fit(X, sample_weight=sample_weight)
 
 
 def check_module(module, x, n_components, variational=False):
@@ -319,11 +366,12 @@ class BaseAutoEncoder(
         """Checks that depend on the data and the parameters together."""
         self._likelihood.check_support(X)
 
-    def _initialize_weights(self, module, X, generator):
-        """Draw the new module's weights (a variant may pretrain them instead)."""
+    def _initialize_weights(self, module, X, generator, sample_weight=None):
+        """Draw the new module's weights (a variant may pretrain them instead, on the rows
+        of X weighted by ``sample_weight``)."""
         return module
 
-    def _init_module(self, X, seeds):
+    def _init_module(self, X, seeds, sample_weight=None):
         """The module a new fit starts from: built, initialised and checked on two rows.
 
         Layers draw a default initialisation from torch's global RNG when they are built,
@@ -338,20 +386,22 @@ class BaseAutoEncoder(
             n_components = 2 if self.n_components is None else self.n_components
             module = self._build_module(X, n_components)
             generator = torch.Generator().manual_seed(seeds["weights"])
-            module = self._initialize_weights(module, X, generator).to(self._torch_dtype)
+            module = self._initialize_weights(module, X, generator, sample_weight)
+            module = module.to(self._torch_dtype)
             probe = host_tensor(X[:2], self._torch_dtype)
             self._n_features_out = check_module(module, probe, self.n_components, self._variational)
         return module
 
-    def _training_rows(self, X):
-        """The rows the net trains on: X itself, unless a variant has a cheaper equivalent."""
-        return X
+    def _training_rows(self, X, sample_weight=None):
+        """The rows the net trains on and their weights: X itself, unless a variant has a
+        cheaper equivalent."""
+        return X, sample_weight
 
-    def _after_fit(self, X):
-        """Called once training ends, with the training data."""
+    def _after_fit(self, X, sample_weight=None):
+        """Called once training ends, with the training data (and their weights)."""
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the autoencoder to X (unsupervised: ``y`` is ignored).
 
         Parameters
@@ -360,6 +410,11 @@ class BaseAutoEncoder(
             Training data.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows: each row's loss counts ``sample_weight`` times (scaled to
+            mean 1, so the step size means the same as without weights). A row of weight 0
+            is ignored; an integer weight acts as that many copies of the row, up to the
+            order of the mini-batches.
 
         Returns
         -------
@@ -368,15 +423,17 @@ class BaseAutoEncoder(
         """
         first_fit = not (self.warm_start and hasattr(self, "net_"))
         X = check_X(self, X, reset=first_fit)
+        X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
         seeds = named_seeds(self.random_state)
-        module = self._init_module(X, seeds) if first_fit else None
-        self._train(self._training_rows(X), module=module, seeds=seeds)
-        self._after_fit(X)
+        module = self._init_module(X, seeds, sample_weight) if first_fit else None
+        rows, weights = self._training_rows(X, sample_weight)
+        self._train(rows, module=module, seeds=seeds, sample_weight=weights)
+        self._after_fit(X, sample_weight)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """One pass over X, continuing the optimizer, its state and the seeds' streams.
 
         The first call initialises the module as ``fit`` does; each call is one epoch of
@@ -391,6 +448,8 @@ class BaseAutoEncoder(
             A chunk of training data.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's rows, as in ``fit`` (scaled to mean 1 within the chunk).
 
         Returns
         -------
@@ -399,11 +458,12 @@ class BaseAutoEncoder(
         """
         first_fit = not hasattr(self, "net_")
         X = check_X(self, X, reset=first_fit)
+        X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
         seeds = named_seeds(self.random_state)
-        module = self._init_module(X, seeds) if first_fit else None
-        self._train(X, module=module, seeds=seeds, epochs=1)
-        self._after_fit(X)
+        module = self._init_module(X, seeds, sample_weight) if first_fit else None
+        self._train(X, module=module, seeds=seeds, epochs=1, sample_weight=sample_weight)
+        self._after_fit(X, sample_weight)
         return self
 
     def _validated(self, X):

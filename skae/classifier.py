@@ -13,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .base import NeuralNetMixin, check_X, fitted_copy
+from .base import NeuralNetMixin, check_weights, check_X, fitted_copy
 from .modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
 from .objectives import CrossEntropy
 from .stacked import StackedAE
@@ -226,7 +226,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
     def _objective(self):
         return CrossEntropy()
 
-    def _fitted_autoencoder(self, X, seed):
+    def _fitted_autoencoder(self, X, seed, sample_weight=None):
         """The autoencoder to start from: a copy of a fitted one, else a clone fitted on X.
 
         A clone with ``random_state=None`` (its nested parameters included) is seeded from
@@ -241,8 +241,8 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
                 device=self.device,
                 random_state=seed,
             )
-            return default.fit(X)
-        autoencoder = fitted_copy(self.autoencoder, X, seed)
+            return default.fit(X, sample_weight=sample_weight)
+        autoencoder = fitted_copy(self.autoencoder, X, seed, sample_weight)
         module = getattr(autoencoder, "module_", None)
         if not (hasattr(module, "encode") or hasattr(module, "posterior")):
             raise ValueError(
@@ -252,7 +252,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         return autoencoder
 
     @_fit_context(prefer_skip_nested_validation=False)  # the autoencoder validates its own
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the autoencoder if it is not fitted, then fine-tune encoder and softmax layer.
 
         Parameters
@@ -261,16 +261,20 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             Training data.
         y : array-like of shape (n_samples,)
             Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the cross-entropy (scaled to mean 1), and in the
+            autoencoder's fit when it is fitted here. A row of weight 0 is ignored.
 
         Returns
         -------
         self : object
             The fitted classifier.
         """
-        return self._fit(X, y, continuing=self.warm_start and hasattr(self, "net_"))
+        continuing = self.warm_start and hasattr(self, "net_")
+        return self._fit(X, y, continuing=continuing, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One pass over X, y: the first call sets everything up, later ones continue.
 
         As ``MLPClassifier.partial_fit``: the first call needs ``classes``, every label any
@@ -287,6 +291,8 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             Its class labels.
         classes : array-like of shape (n_classes,), default=None
             Every class label; required on the first call, ignored afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's rows, as in ``fit``.
 
         Returns
         -------
@@ -299,9 +305,11 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
                 "classes must be passed on the first call to partial_fit: the classifier's "
                 "output layer needs every label any call will see."
             )
-        return self._fit(X, y, continuing=continuing, classes=classes, epochs=1)
+        return self._fit(
+            X, y, continuing=continuing, classes=classes, epochs=1, sample_weight=sample_weight
+        )
 
-    def _fit(self, X, y, *, continuing, classes=None, epochs=None):
+    def _fit(self, X, y, *, continuing, classes=None, epochs=None, sample_weight=None):
         X, y = validate_data(self, X, y, dtype="numeric", reset=not continuing)
         check_classification_targets(y)
         labels = LabelEncoder().fit(y if classes is None or continuing else classes)
@@ -316,15 +324,24 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             raise ValueError(
                 f"y has labels {unseen.tolist()} that are not in classes={known.tolist()}."
             )
+        X, y, sample_weight = check_weights(X, y, sample_weight)
         # the nested autoencoder's seed is drawn after those of the classifier's own training
         seeds = named_seeds(self.random_state, (*SEED_NAMES, "autoencoder"))
         module = None
         if not continuing:
             self.classes_ = labels.classes_
-            self.autoencoder_ = self._fitted_autoencoder(X, seeds["autoencoder"])
+            self.autoencoder_ = self._fitted_autoencoder(X, seeds["autoencoder"], sample_weight)
             module = self._init_module(seeds)
         y_encoded = np.searchsorted(self.classes_, y).astype(np.int64)
-        self._train(X, y_encoded, module=module, seeds=seeds, stratified=True, epochs=epochs)
+        self._train(
+            X,
+            y_encoded,
+            module=module,
+            seeds=seeds,
+            stratified=True,
+            epochs=epochs,
+            sample_weight=sample_weight,
+        )
         return self
 
     def predict_proba(self, X):

@@ -190,10 +190,10 @@ class DenoisingAE(AutoEncoder):
                 f"noise={self.noise!r} and must be at most 1."
             )
 
-    def _init_module(self, X, seeds):
+    def _init_module(self, X, seeds, sample_weight=None):
         # the range salt-and-pepper noise writes: the first fit's, kept by warm starts
         self.data_min_, self.data_max_ = X.min(axis=0), X.max(axis=0)
-        return super()._init_module(X, seeds)
+        return super()._init_module(X, seeds, sample_weight)
 
     def _corruption(self):
         return Corruption(self.noise, self.noise_level, self.data_min_, self.data_max_)

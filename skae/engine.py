@@ -65,29 +65,28 @@ class DeviceTensors(Dataset):
     """The resident data path: arrays moved to ``device`` once, as ``dtype`` (``y`` as given).
 
     skorch calls ``dataset(X, y, **dataset__kwargs)``; ``y=None`` means the input is its own
-    target, as in an autoencoder. Batches are slices or gathers of the tensors on the device.
+    target, as in an autoencoder. ``sample_weight``, when given, is one weight per row (in
+    ``dtype``). Batches are slices or gathers of the tensors on the device.
     """
 
     resident = True
 
-    def __init__(self, X, y=None, device="cpu", dtype=torch.float32):
+    def __init__(self, X, y=None, device="cpu", dtype=torch.float32, sample_weight=None):
         self.device = torch.device(device)
         self.X = host_tensor(X, dtype).to(self.device)
         self.y = None if y is None else host_tensor(y).to(self.device)
-
-    @property
-    def tensors(self):
-        return (self.X,) if self.y is None else (self.X, self.y)
+        self.w = None if sample_weight is None else host_tensor(sample_weight, dtype).to(device)
 
     def __len__(self):
         return len(self.X)
 
     def __getitem__(self, i):
-        return tuple(t[i] for t in self.tensors)
+        return tuple(t[i] for t in (self.X, self.y, self.w) if t is not None)
 
     def take(self, index):
-        """The rows ``index`` (a slice, or an index tensor on the device), on the device."""
-        return [t[index] for t in self.tensors]
+        """``[X, y, w]`` at the rows ``index`` (a slice, or an index tensor on the device), on
+        the device; ``y`` and ``w`` are None when not given."""
+        return [None if t is None else t[index] for t in (self.X, self.y, self.w)]
 
 
 class HostArrays(Dataset):
@@ -100,23 +99,25 @@ class HostArrays(Dataset):
 
     resident = False
 
-    def __init__(self, X, y=None, device="cpu", dtype=torch.float32):
+    def __init__(self, X, y=None, device="cpu", dtype=torch.float32, sample_weight=None):
         self.device = torch.device(device)
-        self.X, self.y, self.dtype = X, y, dtype
+        self.X, self.y, self.w, self.dtype = X, y, sample_weight, dtype
 
     def __len__(self):
         return len(self.X)
 
     def __getitem__(self, i):
-        return tuple(t[0] for t in self.take(np.array([i])))
+        return tuple(t[0] for t in self.take(np.array([i])) if t is not None)
 
     def take(self, index):
-        """The rows ``index`` (a slice, or an index tensor on the CPU), on the device."""
+        """``[X, y, w]`` at the rows ``index`` (a slice, or an index tensor on the CPU), on
+        the device; ``y`` and ``w`` are None when not given."""
         if isinstance(index, torch.Tensor):
             index = index.numpy()
-        arrays = [(self.X, self.dtype)] + ([] if self.y is None else [(self.y, None)])
+        arrays = [(self.X, self.dtype), (self.y, None), (self.w, self.dtype)]
         return [
-            _to_device(host_tensor(array[index], dtype), self.device) for array, dtype in arrays
+            None if array is None else _to_device(host_tensor(array[index], dtype), self.device)
+            for array, dtype in arrays
         ]
 
 
@@ -161,11 +162,11 @@ def fits_on_device(X, device, dtype, share=0.5):
     return available is None or nbytes <= share * available
 
 
-def auto_dataset(X, y=None, device="cpu", dtype=torch.float32):
+def auto_dataset(X, y=None, device="cpu", dtype=torch.float32, sample_weight=None):
     """:class:`DeviceTensors` when X fits on the device (:func:`fits_on_device`), else
     :class:`HostArrays`."""
     path = DeviceTensors if fits_on_device(X, device, dtype) else HostArrays
-    return path(X, y, device=device, dtype=dtype)
+    return path(X, y, device=device, dtype=dtype, sample_weight=sample_weight)
 
 
 # The ``data_path`` parameter's values: the dataset class each one uses.
@@ -176,8 +177,9 @@ class TensorBatches:
     """Mini-batches of a :class:`DeviceTensors` or :class:`HostArrays` (or a ``Subset`` of
     one, as skorch's ``ValidSplit`` returns).
 
-    Yields ``(X_input, target)``: the target is ``y`` when labels were given, else the clean
-    ``X``; ``corruption(X, generator)``, when given, makes the input (a denoising autoencoder's
+    Yields ``(X_input, target)``, or ``(X_input, target, weight)`` when the data carry sample
+    weights: the target is ``y`` when labels were given, else the clean ``X``;
+    ``corruption(X, generator)``, when given, makes the input (a denoising autoencoder's
     noise, fresh for every batch). ``seed`` fixes the generators that draw the shuffling
     (where the rows are indexed: the device for resident data, the CPU for streamed data)
     and the corruption (where the batch is); on the CPU they are one and the same, so the
@@ -234,14 +236,13 @@ class TensorBatches:
         batches = self._batches()
         following = next(batches, None)
         while following is not None:
-            batch, following = following, next(batches, None)
-            X = batch[0]
+            (X, y, weight), following = following, next(batches, None)
             if self.resample is not None:
                 X = self.resample(X, self.noise_generator)
-            target = batch[1] if len(batch) > 1 else X
+            target = X if y is None else y
             if self.corruption is not None:
                 X = self.corruption(X, self.noise_generator)
-            yield X, target
+            yield (X, target) if weight is None else (X, target, weight)
 
 
 class AutoEncoderNet(NeuralNet):
@@ -279,9 +280,24 @@ class AutoEncoderNet(NeuralNet):
         # epoch loss is recorded directly by ``run_single_epoch`` instead.
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
+    def fit_loop(self, X, y=None, epochs=None, *, sample_weight=None, **fit_params):
+        """skorch's loop; ``sample_weight`` (one weight per row of X) travels with the data
+        (see :meth:`get_dataset`) and weighs each row's loss."""
+        self.sample_weight_ = sample_weight
+        try:
+            return super().fit_loop(X, y, epochs, **fit_params)
+        finally:
+            del self.sample_weight_  # the data's, not the net's: never pickled with it
+
+    def criterion_on(self, batch):
+        """The objective on a batch ``(x, target)`` or ``(x, target, weight)``."""
+        x, target, *weight = batch
+        if weight:
+            return self.criterion_(self.module_, x, target, weight=weight[0])
+        return self.criterion_(self.module_, x, target)
+
     def train_step_single(self, batch, **fit_params):
-        x, target = batch
-        loss = self.criterion_(self.module_, x, target)
+        loss = self.criterion_on(batch)
         if self.penalty_:
             weights = [p for p in self.module_.parameters() if p.ndim > 1]
             loss = loss + 0.5 * self.penalty_ * sum(w.pow(2).sum() for w in weights)
@@ -361,9 +377,8 @@ class AutoEncoderNet(NeuralNet):
         return (groups,), kwargs
 
     def validation_step(self, batch, **fit_params):
-        x, target = batch
         with torch.no_grad():
-            loss = self.criterion_(self.module_, x, target)
+            loss = self.criterion_on(batch)
         return {"loss": loss, "y_pred": None}
 
     def get_iterator(self, dataset, training=False):
@@ -383,7 +398,8 @@ class AutoEncoderNet(NeuralNet):
             resident = fits_on_device(X, self.device, params.get("dtype", torch.float32))
             path = DeviceTensors if resident else HostArrays
         self.data_path_ = "resident" if path.resident else "streamed"
-        return path(X, y, device=self.device, **params)
+        weight = getattr(self, "sample_weight_", None)
+        return path(X, y, device=self.device, sample_weight=weight, **params)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:

@@ -204,35 +204,45 @@ def mlp_autoencoder(
     return AutoEncoderModule(encoder, decoder)
 
 
-def row_moments(X, rows=None, chunk=2048):
+def row_moments(X, rows=None, chunk=2048, weights=None, scatter=True):
     """Row count, mean and scatter matrix (float64) of ``X[rows]`` (all rows by default),
-    read in chunks: memory holds a chunk and an ``n_features`` square matrix, never X."""
+    read in chunks: memory holds a chunk and an ``n_features`` square matrix, never X.
+
+    With ``weights`` (one per row of X), each row counts ``weights`` times: the count is
+    their sum, the mean and the scatter are weighted. ``scatter=False`` skips the scatter
+    (None is returned in its place)."""
     index = np.arange(len(X)) if rows is None else rows
     chunks = [index[i : i + chunk] for i in range(0, len(index), chunk)]
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
     mean = np.zeros(X.shape[1])
     for c in chunks:
-        mean += np.asarray(X[c], dtype=np.float64).sum(axis=0)
-    mean /= max(len(index), 1)
-    scatter = np.zeros((X.shape[1], X.shape[1]))
+        rows_c = np.asarray(X[c], dtype=np.float64)
+        mean += rows_c.sum(axis=0) if w is None else w[c] @ rows_c
+    count = len(index) if w is None else float(w[index].sum())
+    mean /= count if count > 0 else 1
+    if not scatter:
+        return count, mean, None
+    total = np.zeros((X.shape[1], X.shape[1]))
     for c in chunks:
         centred = np.asarray(X[c], dtype=np.float64) - mean
-        scatter += centred.T @ centred
-    return len(index), mean, scatter
+        total += centred.T @ (centred if w is None else centred * w[c][:, None])
+    return count, mean, total
 
 
-def start_at_pca(module, X, generator, max_rows=10000):
+def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None):
     """Set a :class:`LinearSkip` autoencoder to PCA's solution: the linear maps project on
     and back from the top principal directions of (at most ``max_rows`` rows drawn from) X,
     and the stacks' last layers are zero, so that the module computes PCA exactly and
     training can only move it where the loss falls. The directions come from the rows'
-    covariance (an ``n_features`` square matrix), accumulated chunk by chunk."""
+    covariance (an ``n_features`` square matrix, weighted by ``sample_weight`` if given),
+    accumulated chunk by chunk."""
     encoder, decoder = module.encoder, module.decoder
     n_components = encoder.linear.out_features
     n_samples, n_features = X.shape
     rows = np.arange(n_samples)
     if n_samples > max_rows:
         rows = torch.randperm(n_samples, generator=generator)[:max_rows].sort().values.numpy()
-    _, mean, scatter = row_moments(X, rows)
+    _, mean, scatter = row_moments(X, rows, weights=sample_weight)
     _, eigenvectors = np.linalg.eigh(scatter)  # ascending
     k = min(n_components, len(rows), n_features)
     components = np.zeros((n_components, n_features))

@@ -12,6 +12,11 @@ every architecture: skae's MLP, its convolutional network or a user's module.
 * :class:`ELBO`: minus a VAE's evidence lower bound (one reparameterised draw);
 * :class:`CrossEntropy`: a classifier's loss.
 
+Every objective takes an optional ``weight``, one per row (``sample_weight``, scaled by the
+estimator to mean 1 over the training rows): each row's loss counts ``weight`` times, and
+the batch loss is the mean of the weighted losses, so that in expectation over batches the
+gradient is that of the whole data's weighted mean loss. A row of weight 0 is ignored.
+
 Corruption (a denoising autoencoder's noise) is not an objective: it is applied to the input
 by the engine's batches, so it combines with any of these.
 """
@@ -139,21 +144,32 @@ def jacobian_sq_norm_projection(module, x, n_projections=1, generator=None):
     return total if keep_graph else total.detach()
 
 
-def kl_sparsity(z, target, eps=1e-6):
+def weighted_mean(values, weight=None):
+    """The mean of ``values`` (one per row), each row counted ``weight`` times (rows of the
+    whole data have mean weight 1; see the module's docstring)."""
+    return values.mean() if weight is None else (values * weight).mean()
+
+
+def kl_sparsity(z, target, eps=1e-6, weight=None):
     """``sum_j KL(target || rho_j)`` with ``rho_j`` the batch mean of code unit ``j``.
 
     The codes must lie in (0, 1) (sigmoid units): ``rho_j`` is a Bernoulli unit's mean
-    activation. It is clipped away from 0 and 1, where the divergence is infinite.
+    activation (weighted by ``weight`` when given). It is clipped away from 0 and 1, where
+    the divergence is infinite.
     """
-    rho = z.mean(dim=0).clamp(eps, 1 - eps)
+    if weight is None:
+        rho = z.mean(dim=0)
+    else:
+        rho = (z * weight[:, None]).sum(dim=0) / weight.sum().clamp_min(1e-12)
+    rho = rho.clamp(eps, 1 - eps)
     return (
         target * torch.log(target / rho) + (1 - target) * torch.log((1 - target) / (1 - rho))
     ).sum()
 
 
-def l1_sparsity(z):
+def l1_sparsity(z, weight=None):
     """The batch mean of the codes' L1 norms."""
-    return z.abs().sum(dim=1).mean()
+    return weighted_mean(z.abs().sum(dim=1), weight)
 
 
 class Reconstruction(nn.Module):
@@ -169,14 +185,14 @@ class Reconstruction(nn.Module):
         super().__init__()
         self.likelihood = likelihood
 
-    def penalty(self, module, x, z):
+    def penalty(self, module, x, z, weight=None):
         """A regulariser of the batch (a scalar), or None."""
         return None
 
-    def forward(self, module, x, target):
+    def forward(self, module, x, target, weight=None):
         z = encode(module, x)
-        loss = self.likelihood.loss(module.decode(z), target).mean()
-        penalty = self.penalty(module, x, z)
+        loss = weighted_mean(self.likelihood.loss(module.decode(z), target), weight)
+        penalty = self.penalty(module, x, z, weight)
         return loss if penalty is None else loss + penalty
 
 
@@ -199,14 +215,14 @@ class Contractive(Reconstruction):
         self.n_projections = n_projections
         self.generator = None
 
-    def penalty(self, module, x, z):
+    def penalty(self, module, x, z, weight=None):
         if self.estimate == "exact":
             norms = jacobian_sq_norm(module, x)
         else:
             norms = None if self.estimate == "projection" else _closed_form(module, x)
             if norms is None:
                 norms = jacobian_sq_norm_projection(module, x, self.n_projections, self.generator)
-        return self.contraction * norms.mean()
+        return self.contraction * weighted_mean(norms, weight)
 
 
 class Sparse(Reconstruction):
@@ -232,8 +248,11 @@ class Sparse(Reconstruction):
         self.weight = weight
         self.target = target
 
-    def penalty(self, module, x, z):
-        value = kl_sparsity(z, self.target) if self.sparsity == "kl" else l1_sparsity(z)
+    def penalty(self, module, x, z, weight=None):
+        if self.sparsity == "kl":
+            value = kl_sparsity(z, self.target, weight=weight)
+        else:
+            value = l1_sparsity(z, weight)
         return self.weight * value
 
 
@@ -252,7 +271,7 @@ class ELBO(nn.Module):
         self.beta = beta
         self.generator = None
 
-    def forward(self, module, x, target):
+    def forward(self, module, x, target, weight=None):
         if self.generator is None:
             raise RuntimeError(
                 "ELBO samples z and needs a seeded torch.Generator in its `generator` "
@@ -262,11 +281,11 @@ class ELBO(nn.Module):
         eps = torch.randn(mu.shape, generator=self.generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
         nll = -self.likelihood.log_prob(module.decode(z), target)
-        return (nll + self.beta * gaussian_kl(mu, logvar)).mean()
+        return weighted_mean(nll + self.beta * gaussian_kl(mu, logvar), weight)
 
 
 class CrossEntropy(nn.Module):
     """A classifier's batch mean cross-entropy of the labels, from ``module(x)``'s logits."""
 
-    def forward(self, module, x, target):
-        return F.cross_entropy(module(x), target)
+    def forward(self, module, x, target, weight=None):
+        return weighted_mean(F.cross_entropy(module(x), target, reduction="none"), weight)

@@ -9,13 +9,23 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .autoencoder import AutoEncoder
-from .base import BaseAutoEncoder, fitted_copy, output_dtype
+from .base import BaseAutoEncoder, check_weights, fitted_copy, output_dtype
 from .training import named_seeds
 
 # The robust z-score below the median beyond which contamination="auto" flags a row.
 AUTO_Z = 3.0
 # The MAD of a normal distribution is 0.6745 of its standard deviation.
 MAD_TO_STD = 1.4826
+
+
+def weighted_percentile(values, weights, q):
+    """The ``q``-th percentile of ``values`` with each counted ``weights`` times: the smallest
+    value whose cumulative weight reaches ``q``% of the total (the inverted CDF, numpy's
+    ``method="inverted_cdf"`` on the repeated values for integer weights)."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    index = np.searchsorted(cumulative, q / 100.0 * cumulative[-1], side="left")
+    return values[order][min(index, len(values) - 1)]
 
 
 class OutlierDetector(OutlierMixin, BaseEstimator):
@@ -134,15 +144,20 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         reconstruction = np.asarray(model.inverse_transform(model.transform(X)))
         return (reconstruction - X) ** 2
 
-    def _offset(self, scores):
+    def _offset(self, scores, sample_weight=None):
+        def percentile(values, q):
+            if sample_weight is None:
+                return np.percentile(values, q)
+            return weighted_percentile(values, sample_weight, q)
+
         if self.contamination == "auto":
-            median = np.median(scores)
-            spread = MAD_TO_STD * np.median(np.abs(scores - median))
+            median = percentile(scores, 50)
+            spread = MAD_TO_STD * percentile(np.abs(scores - median), 50)
             return float(median - AUTO_Z * spread)
-        return float(np.percentile(scores, 100.0 * self.contamination))
+        return float(percentile(scores, 100.0 * self.contamination))
 
     @_fit_context(prefer_skip_nested_validation=False)  # the autoencoder validates its own
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the model of normal data and set the threshold ``offset_``.
 
         Parameters
@@ -151,6 +166,10 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             Training data, mostly normal.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows: in the model's fit (when it is fitted here), and in the
+            quantiles that set ``offset_`` (weighted, inverted-CDF quantiles). A row of
+            weight 0 is ignored.
 
         Returns
         -------
@@ -158,6 +177,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             The fitted detector.
         """
         X = validate_data(self, X, dtype="numeric")
+        X, _, weights = check_weights(X, None, sample_weight)
         seed = named_seeds(self.random_state, ("autoencoder",))["autoencoder"]
         if self.score_by == "likelihood" and not hasattr(self._model(), "score_samples"):
             raise ValueError(
@@ -165,16 +185,21 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 f"{type(self._model()).__name__} does not have; use "
                 "score_by='reconstruction'."
             )
-        self.autoencoder_ = fitted_copy(self._model(), X, seed)
+        self.autoencoder_ = fitted_copy(self._model(), X, seed, weights)
         scores = self._scores(X)
-        self.offset_ = self._offset(scores)
+        self.offset_ = self._offset(scores, weights)
         self.n_inliers_ = len(X)
         if self.refit_inliers:
             # a clone, so that a model passed fitted is fitted anew too
-            inliers = X[scores >= self.offset_]
-            self.autoencoder_ = fitted_copy(clone(self._model()), inliers, seed)
-            self.n_inliers_ = len(inliers)
-            self.offset_ = self._offset(self._scores(X))
+            inlying = scores >= self.offset_
+            self.autoencoder_ = fitted_copy(
+                clone(self._model()),
+                X[inlying],
+                seed,
+                None if weights is None else weights[inlying],
+            )
+            self.n_inliers_ = int(inlying.sum())
+            self.offset_ = self._offset(self._scores(X), weights)
         return self
 
     def _validated(self, X):

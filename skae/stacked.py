@@ -250,8 +250,9 @@ class StackedAE(AutoEncoder):
             self.pretrain_noise, self.pretrain_noise_level, inputs.min(axis=0), inputs.max(axis=0)
         )
 
-    def _initialize_weights(self, module, X, generator):
-        """Greedy layer-wise pretraining: each level's shallow autoencoder trained in turn.
+    def _initialize_weights(self, module, X, generator, sample_weight=None):
+        """Greedy layer-wise pretraining: each level's shallow autoencoder trained in turn
+        (on the rows weighted by ``sample_weight``).
 
         The shallow autoencoder of level ``l`` is made of the deep module's own encoder block
         ``l`` and the decoder block mirroring it (shared, not copied), initialised from a
@@ -288,6 +289,7 @@ class StackedAE(AutoEncoder):
                     seeds,
                     dtype=self._torch_dtype,
                     corruption=self._layer_corruption(inputs),
+                    sample_weight=sample_weight,
                 )
                 if depth < len(blocks) - 1:
                     # The fixed encoder's codes, computed on the device, feed the next level;

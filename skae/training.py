@@ -262,9 +262,11 @@ def fit_net(
     resample=None,
     stratified=False,
     epochs=None,
+    sample_weight=None,
 ):
-    """Train ``module`` on ``X`` (and ``y``) from scratch for ``epochs`` (default: the
-    settings' ``max_iter``); return the trained net.
+    """Train ``module`` on ``X`` (and ``y``, each row weighted by ``sample_weight`` when
+    given) from scratch for ``epochs`` (default: the settings' ``max_iter``); return the
+    trained net.
 
     A device out-of-memory error on the resident path chosen by ``data_path="auto"`` starts
     again, from the same initial weights, on the streamed path, with a warning; any other
@@ -288,7 +290,7 @@ def fit_net(
         try:
             net.initialize()
             with lend_generator(net, net.device, seeds["sampling"]):
-                net.partial_fit(X, y, epochs=epochs)
+                net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
         except torch.OutOfMemoryError as error:
             error.data_path = getattr(net, "data_path_", None)
             raise
@@ -319,7 +321,7 @@ def fit_net(
     return net
 
 
-def continue_net(net, X, y, seeds, epochs=None):
+def continue_net(net, X, y, seeds, epochs=None, sample_weight=None):
     """Train a fitted net further for ``epochs`` (default: its ``max_epochs``); return the
     number of epochs run.
 
@@ -339,7 +341,7 @@ def continue_net(net, X, y, seeds, epochs=None):
         schedule.last_epoch = before - 1
     try:
         with lend_generator(net, net.device, seeds["sampling"] + before):
-            net.partial_fit(X, y, epochs=epochs)
+            net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
     finally:
         if epochs is not None and restart is not None:
             schedule.last_epoch = restart

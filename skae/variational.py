@@ -11,7 +11,7 @@ from torch import nn
 
 from .autoencoder import AutoEncoder
 from .losses import elbo, importance_weighted_log_likelihood
-from .modules import VAEModule
+from .modules import VAEModule, row_moments
 from .noise import binarize
 from .objectives import ELBO
 from .training import named_seeds
@@ -282,21 +282,18 @@ class VariationalAE(AutoEncoder):
     def _resample(self):
         return binarize if self.binarize else None
 
-    def _initialize_weights(self, module, X, generator):
+    def _initialize_weights(self, module, X, generator, sample_weight=None):
         """The architecture's initialisation, and for skae's own networks a decoder output
         bias at the data's mean (its logit for ``loss="bce"``): the decoder starts from the
         mean image rather than from grey, as VAE implementations commonly do (Burda et al.
         2016's code)."""
-        module = super()._initialize_weights(module, X, generator)
+        module = super()._initialize_weights(module, X, generator, sample_weight)
         if isinstance(self.module, nn.Module) or not isinstance(module, VAEModule):
             return module  # a user's network keeps the initialisation it came with
         last = [m for m in module.decoder.modules() if isinstance(m, nn.Linear)]
         if not last or last[-1].out_features != X.shape[1] or last[-1].bias is None:
             return module  # a convolutional decoder: one bias per channel, not per feature
-        mean = np.zeros(X.shape[1])
-        for start in range(0, len(X), 8192):
-            mean += np.asarray(X[start : start + 8192], dtype=np.float64).sum(axis=0)
-        mean /= max(len(X), 1)
+        _, mean, _ = row_moments(X, weights=sample_weight, scatter=False)
         if self.loss == "bce":
             mean = np.clip(mean, 1e-3, 1 - 1e-3)
             mean = np.log(mean) - np.log1p(-mean)

@@ -73,22 +73,23 @@ def test_too_many_components_is_an_error(digits):
 def test_lbfgs_trains_on_rows_with_the_data_mean_and_covariance(digits):
     X, *_ = digits
     lae = LinearAE(n_components=3, solver="lbfgs")
-    rows = lae._training_rows(X)
+    rows, weights = lae._training_rows(X)
+    assert weights is None
     assert len(rows) <= 2 * X.shape[1] < len(X)
     assert_allclose(rows.mean(axis=0), X.mean(axis=0), atol=1e-12)
     assert_allclose(np.cov(rows.T, bias=True), np.cov(X.T, bias=True), atol=1e-10)
     # rows that would cost more than X, or that early stopping must split, are X itself
-    assert LinearAE(solver="lbfgs", early_stopping=True)._training_rows(X) is X
-    assert LinearAE(solver="adam")._training_rows(X) is X
-    assert LinearAE(solver="em")._training_rows(X) is X
+    assert LinearAE(solver="lbfgs", early_stopping=True)._training_rows(X)[0] is X
+    assert LinearAE(solver="adam")._training_rows(X)[0] is X
+    assert LinearAE(solver="em")._training_rows(X)[0] is X
     few = X[:100].astype(np.float32)
-    assert LinearAE(solver="lbfgs")._training_rows(few) is few
+    assert LinearAE(solver="lbfgs")._training_rows(few)[0] is few
 
 
 def test_lbfgs_on_moment_rows_follows_the_full_data_path(digits, monkeypatch):
     X, *_ = digits
     fast = LinearAE(n_components=4, solver="lbfgs", max_iter=8, random_state=0).fit(X)
-    monkeypatch.setattr(LinearAE, "_training_rows", lambda self, X: X)
+    monkeypatch.setattr(LinearAE, "_training_rows", lambda self, X, w=None: (X, w))
     full = LinearAE(n_components=4, solver="lbfgs", max_iter=8, random_state=0).fit(X)
     # the same loss at every step (the history is the loss on X, not on the rows)
     assert_allclose(fast.loss_curve_, full.loss_curve_, rtol=1e-8)
