@@ -1,5 +1,8 @@
 """skae: scikit-learn transformers that wrap PyTorch autoencoders."""
 
+from . import persistence as persistence
+from . import plotting as plotting
+from ._version import __version__ as __version__
 from .architectures import MLP, ConvNet
 from .autoencoder import AutoEncoder, LinearAE
 from .classifier import EncoderClassifier
@@ -22,4 +25,3 @@ __all__ = [
     "StackedAE",
     "VariationalAE",
 ]
-__version__ = "0.2.0.dev0"  # the one place the version is written

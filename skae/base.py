@@ -14,6 +14,7 @@ input noise), ``_check_data``, ``_training_rows`` and ``_after_fit``; none copie
 """
 
 import copy
+import copyreg
 import warnings
 from numbers import Integral
 from typing import ClassVar
@@ -37,10 +38,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._version import __version__
 from .engine import _is_memory_mapped, host_tensor, map_batches
 from .likelihoods import LIKELIHOODS
 from .modules import encode
 from .objectives import Reconstruction
+from .persistence import check_version, portable_net, rebuilt_net
 from .training import (
     TRAINING_CONSTRAINTS,
     continue_net,
@@ -125,6 +128,71 @@ class NeuralNetMixin:
         # Hooks set fitted attributes (data ranges, pretrained layers) before training;
         # only a trained net makes the estimator fitted.
         return hasattr(self, "net_")
+
+    # Persistence. pickle (and deepcopy) keep the skorch net as skorch pickles it: module,
+    # optimizer, callbacks, history. ``__getstate__`` alone, which skops and skae's own
+    # formats read, gives a portable state of numbers: the module's weights and the
+    # optimizer's state as numpy arrays, the history as lists and dicts; ``__setstate__``
+    # rebuilds the net from it (see :mod:`skae.persistence`).
+
+    def __reduce_ex__(self, protocol):
+        return copyreg.__newobj__, (type(self),), self._full_state()
+
+    def _full_state(self):
+        state = super().__getstate__()
+        return {**state, "_skae_version": __version__}
+
+    def __getstate__(self):
+        return self._portable_state()
+
+    def _portable_state(self, omit_module=False):
+        """The portable state; a ``module`` of the user's is refused, or with
+        ``omit_module`` left out (skae.persistence.save, whose load takes it again)."""
+        state = self._full_state()
+        net = state.pop("net_", None)
+        # copies of the layers after pretraining (StackedAE), torch modules: not portable
+        state.pop("pretrained_layers_", None)
+        if isinstance(state.get("module"), torch.nn.Module):
+            if not omit_module:
+                raise TypeError(
+                    f"{type(self).__name__} holds a module of your own "
+                    f"({type(self.module).__name__}), whose torch tensors skops cannot "
+                    "write. Save it with pickle, or with skae.persistence.save(estimator, "
+                    "path) and load it with skae.persistence.load(path, module=...)."
+                )
+            state["module"] = None
+        if net is not None:
+            state["_skae_net"] = portable_net(net)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        check_version(state.pop("_skae_version", None), type(self).__name__)
+        net = state.pop("_skae_net", None)
+        super().__setstate__(state)
+        if net is not None:
+            self.net_ = self._rebuild_net(net)
+            self.device_ = self.net_.device
+
+    def _module_for_loading(self):
+        """A module of the fitted one's architecture, to load its weights into."""
+        raise NotImplementedError
+
+    def _rebuild_net(self, saved):
+        module = self._module_for_loading()
+        settings = {**self._settings(), "callbacks": None}
+        if settings["device"] != "auto" and "cuda" in str(settings["device"]):
+            if not torch.cuda.is_available():
+                warnings.warn(
+                    f"{type(self).__name__} was trained with device={self.device!r}, which "
+                    "this machine lacks; it runs on the CPU (set_params(device=...) to choose).",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                self.device = "cpu"
+                settings["device"] = "cpu"
+        seeds = named_seeds(self.random_state)  # those of the fit, for an int random_state
+        return rebuilt_net(saved, module, self._objective(), settings, seeds, self._torch_dtype)
 
     @property
     def module_(self):
@@ -390,6 +458,14 @@ class BaseAutoEncoder(
             module = module.to(self._torch_dtype)
             probe = host_tensor(X[:2], self._torch_dtype)
             self._n_features_out = check_module(module, probe, self.n_components, self._variational)
+        return module
+
+    def _module_for_loading(self):
+        n_components = 2 if self.n_components is None else self.n_components
+        with torch.random.fork_rng(devices=[]):
+            probe = np.zeros((2, self.n_features_in_), dtype=np.float32)
+            module = self._build_module(probe, n_components).to(self._torch_dtype)
+            check_module(module, host_tensor(probe, self._torch_dtype), None, self._variational)
         return module
 
     def _training_rows(self, X, sample_weight=None):

@@ -226,6 +226,9 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
     def _objective(self):
         return CrossEntropy()
 
+    def _module_for_loading(self):
+        return self._init_module(named_seeds(0))
+
     def _fitted_autoencoder(self, X, seed, sample_weight=None):
         """The autoencoder to start from: a copy of a fitted one, else a clone fitted on X.
 
