@@ -437,6 +437,10 @@ class AutoEncoderNet(NeuralNet):
                 f"learning_rate_init."
             )
         self.history.record(prefix + "_loss", loss)
+        # the "<prefix>_loss_best" flag skorch's scoring records, which Checkpoint monitors
+        earlier = [e.get(prefix + "_loss") for e in self.history[:-1]]
+        best = min((v for v in earlier if v is not None), default=math.inf)
+        self.history.record(prefix + "_loss_best", bool(loss < best))
 
 
 def map_batches(fn, X, device, dtype=torch.float32, batch_size=4096, out=None):

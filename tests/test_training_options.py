@@ -284,3 +284,27 @@ def test_set_output_polars(Estimator, digits01):
     prefix = Estimator.__name__.lower()
     assert codes.columns == [f"{prefix}0", f"{prefix}1"]
     assert_allclose(codes.to_numpy(), est.set_output(transform="default").transform(digits01))
+
+
+def test_history_flags_best_epochs_for_skorch_checkpoints(tmp_path, digits01):
+    """skorch's ``<prefix>_loss_best`` keys, which ``Checkpoint`` monitors, are recorded, so
+    the documented checkpoint-and-resume recipe works with skorch's defaults."""
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    kw = {"n_components": 2, "random_state": 0}
+    checkpoint = Checkpoint(dirname=str(tmp_path), monitor="train_loss_best")
+    first = AutoEncoder(max_iter=6, callbacks=[checkpoint], **kw).fit(digits01)
+    losses = first.history_[:, "train_loss"]
+    flags = first.history_[:, "train_loss_best"]
+    assert flags == [loss < min(losses[:i], default=np.inf) for i, loss in enumerate(losses)]
+    best_epoch = max(i for i, flag in enumerate(flags) if flag) + 1
+    resumed = AutoEncoder(max_iter=2, callbacks=[checkpoint, LoadInitState(checkpoint)], **kw).fit(
+        digits01
+    )
+    assert resumed.n_iter_ == best_epoch + 2
+    # with early stopping, Checkpoint's default monitor (valid_loss_best) works too
+    stopped = AutoEncoder(
+        max_iter=3, early_stopping=True, callbacks=[Checkpoint(dirname=str(tmp_path / "v"))], **kw
+    ).fit(digits01)
+    assert "valid_loss_best" in stopped.history_[-1]
+    assert (tmp_path / "v" / "params.pt").is_file()
