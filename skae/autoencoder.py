@@ -535,28 +535,37 @@ class LinearAE(BaseAutoEncoder):
         encoder, decoder = module.encoder[1].weight, module.decoder[0].weight
         basis = torch.linalg.qr(decoder.detach().to(dtype))[0]  # the decoder's subspace
         trace = torch.trace(cov)
-        self._em_converged = False
+        self._em_converged = interrupted = False
         with torch.no_grad():
             module.encoder[0].shift.copy_(torch.as_tensor(-mean))
             module.decoder[1].shift.copy_(torch.as_tensor(mean))
-            for _ in range(self.max_iter):
-                start = time.perf_counter()
-                # E-step: the optimal encoder for an orthonormal decoder is its transpose;
-                # M-step: the optimal decoder for that encoder, C W (W^T C W)^+
-                projected = cov @ basis
-                new = projected @ torch.linalg.pinv(basis.T @ projected, hermitian=True)
-                new = torch.linalg.qr(new)[0]
-                # loss of the new (orthonormal) pair: tr(C) - tr(W^T C W)
-                loss = float(trace - torch.trace(new.T @ cov @ new)) if n else 0.0
-                moved = torch.linalg.matrix_norm(new - basis @ (basis.T @ new), ord=2)
-                basis = new
-                net.history.new_epoch()
-                net.history.record("epoch", len(net.history))
-                net.history.record("train_loss", loss)
-                net.history.record("dur", time.perf_counter() - start)
-                if float(moved) <= self.tol:
-                    self._em_converged = True
-                    break
+            try:
+                for _ in range(self.max_iter):
+                    start = time.perf_counter()
+                    # E-step: the optimal encoder for an orthonormal decoder is its
+                    # transpose; M-step: the optimal decoder for that encoder,
+                    # C W (W^T C W)^+
+                    projected = cov @ basis
+                    new = projected @ torch.linalg.pinv(basis.T @ projected, hermitian=True)
+                    new = torch.linalg.qr(new)[0]
+                    # loss of the new (orthonormal) pair: tr(C) - tr(W^T C W)
+                    loss = float(trace - torch.trace(new.T @ cov @ new)) if n else 0.0
+                    moved = torch.linalg.matrix_norm(new - basis @ (basis.T @ new), ord=2)
+                    record = {"train_loss": loss, "dur": time.perf_counter() - start}
+                    basis = new
+                    net.history.append({"epoch": len(net.history) + 1, "batches": [], **record})
+                    if float(moved) <= self.tol:
+                        self._em_converged = True
+                        break
+            except KeyboardInterrupt:
+                # every step leaves an orthonormal basis of a better subspace: keep it
+                interrupted = True
+                warnings.warn(
+                    f"LinearAE: EM was interrupted (KeyboardInterrupt) after "
+                    f"{len(net.history)} steps; the model keeps the subspace reached.",
+                    UserWarning,
+                    stacklevel=3,
+                )
             encoder.copy_(basis.T)
             decoder.copy_(basis)
         module.eval()
@@ -564,7 +573,7 @@ class LinearAE(BaseAutoEncoder):
         self.loss_curve_ = loss_curve(net.history)
         if self.loss_curve_:
             self.best_loss_ = min(self.loss_curve_)
-        if self.max_iter and not self._em_converged:
+        if self.max_iter and not (self._em_converged or interrupted):
             warnings.warn(
                 f"LinearAE: maximum iterations (max_iter={self.max_iter}) reached and the "
                 f"subspace still moves by more than tol={self.tol} per EM step.",

@@ -284,8 +284,16 @@ class AutoEncoderNet(NeuralNet):
         """skorch's loop; ``sample_weight`` (one weight per row of X) travels with the data
         (see :meth:`get_dataset`) and weighs each row's loss."""
         self.sample_weight_ = sample_weight
+        self.interrupted_ = False
         try:
             return super().fit_loop(X, y, epochs, **fit_params)
+        except KeyboardInterrupt:
+            # skorch's partial_fit swallows the interrupt and keeps the model: the caller
+            # learns of it here; the epoch it cut short leaves no half-written record
+            self.interrupted_ = True
+            if len(self.history) and "train_loss" not in self.history[-1]:
+                self.history.pop()
+            raise
         finally:
             del self.sample_weight_  # the data's, not the net's: never pickled with it
 

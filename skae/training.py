@@ -298,6 +298,13 @@ def fit_net(
 
     try:
         net = train(settings)
+        if getattr(net, "interrupted_", False):
+            warnings.warn(
+                f"Training was interrupted (KeyboardInterrupt) after {len(net.history)} "
+                "complete epochs; the model keeps the weights of the last step taken.",
+                UserWarning,
+                stacklevel=3,
+            )
     except torch.OutOfMemoryError as error:
         device = resolve_device(settings["device"])
         if initial is None or error.data_path != "resident":
@@ -325,7 +332,9 @@ def continue_net(net, X, y, seeds, epochs=None, sample_weight=None):
     """Train a fitted net further for ``epochs`` (default: its ``max_epochs``); return the
     number of epochs run.
 
-    ``warm_start`` (``epochs=None``) starts a new learning-rate cycle, as ``fit`` promises;
+    An interrupt (KeyboardInterrupt) is raised again, for the caller to restore the model as
+    it was before the call. ``warm_start`` (``epochs=None``) starts a new learning-rate
+    cycle, as ``fit`` promises;
     ``partial_fit`` (one epoch per call) carries the schedule on from the epochs run. A
     continuation must not replay the first call's sampling noise (the engine does the same
     for the data order), so the sampling seed moves on with the history.
@@ -342,6 +351,10 @@ def continue_net(net, X, y, seeds, epochs=None, sample_weight=None):
     try:
         with lend_generator(net, net.device, seeds["sampling"] + before):
             net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
+        if getattr(net, "interrupted_", False):
+            # a continuation never leaves a half-updated model: the caller puts the
+            # previous one back (see NeuralNetMixin._train)
+            raise KeyboardInterrupt
     finally:
         if epochs is not None and restart is not None:
             schedule.last_epoch = restart

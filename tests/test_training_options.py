@@ -308,3 +308,71 @@ def test_history_flags_best_epochs_for_skorch_checkpoints(tmp_path, digits01):
     ).fit(digits01)
     assert "valid_loss_best" in stopped.history_[-1]
     assert (tmp_path / "v" / "params.pt").is_file()
+
+
+class _Interrupt(Callback):
+    """Raises KeyboardInterrupt (a user's Ctrl-C) at a given epoch, or mid-epoch."""
+
+    def __init__(self, epoch, mid_epoch=False):
+        self.epoch, self.mid_epoch = epoch, mid_epoch
+
+    def on_batch_end(self, net, **kwargs):
+        if self.mid_epoch and len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self.mid_epoch and len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("mid_epoch", [False, True])
+def test_an_interrupted_fit_keeps_a_usable_model_and_says_so(digits01, mid_epoch):
+    ae = AutoEncoder(2, max_iter=10, batch_size=100, random_state=0)
+    ae.set_params(callbacks=[_Interrupt(3, mid_epoch)])
+    with pytest.warns(UserWarning, match=f"interrupted .* after {2 if mid_epoch else 3} complete"):
+        ae.fit(digits01)
+    assert ae.n_iter_ == len(ae.loss_curve_) == (2 if mid_epoch else 3)
+    assert np.isfinite(ae.transform(digits01)).all()
+
+
+def test_an_interrupted_continuation_leaves_the_model_as_it_was(digits01):
+    ae = AutoEncoder(2, max_iter=3, batch_size=100, random_state=0).fit(digits01)
+    before, history = ae.transform(digits01), len(ae.history_)
+
+    def interrupting(callback):
+        ae.net_.callbacks_ = [
+            *[(name, cb) for name, cb in ae.net_.callbacks_ if name != "interrupt"],
+            ("interrupt", callback),
+        ]
+
+    interrupting(_Interrupt(4, mid_epoch=True))
+    with pytest.raises(KeyboardInterrupt):
+        ae.partial_fit(digits01)
+    assert_allclose(ae.transform(digits01), before)
+    assert len(ae.history_) == ae.n_iter_ == history
+    interrupting(_Interrupt(5))
+    ae.set_params(warm_start=True, max_iter=5)
+    with pytest.raises(KeyboardInterrupt):
+        ae.fit(digits01)  # two epochs of five run, then the interrupt
+    assert_allclose(ae.transform(digits01), before)
+    interrupting(_Interrupt(-1))
+    ae.partial_fit(digits01)  # and it goes on as before
+    assert ae.n_iter_ == history + 1
+
+
+def test_an_interrupted_em_keeps_the_subspace_reached(digits01, monkeypatch):
+    calls = {"n": 0}
+    real_qr = torch.linalg.qr
+
+    def qr(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_qr(*args, **kwargs)
+
+    monkeypatch.setattr(torch.linalg, "qr", qr)
+    with pytest.warns(UserWarning, match="EM was interrupted"):
+        lae = LinearAE(3, random_state=0).fit(digits01)
+    monkeypatch.undo()
+    assert lae.n_iter_ == 2
+    assert_allclose(lae.components_ @ lae.components_.T, np.eye(3), atol=1e-6)
