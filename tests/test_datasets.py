@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 
-import skae.datasets
 from skae.datasets import load_mnist
 
 
@@ -68,4 +68,19 @@ def test_openml_route_splits_60000_10000(monkeypatch):
     data = load_mnist()
     assert data.X_train.shape == (60000, 784) and data.X_test.shape == (10000, 784)
     assert data.y_train.dtype == np.uint8 and data.source == "openml"
-    assert skae.datasets.MNIST_ENV == "SKAE_MNIST"
+
+
+def test_the_environment_variable_names_the_file(monkeypatch, tmp_path):
+    path = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 784), dtype=np.uint8)
+    np.savez(path, X_train=images[:4], y_train=np.arange(4), X_test=images[4:], y_test=[0, 1])
+    monkeypatch.setenv("SKAE_MNIST", str(path))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a local file was named: OpenML must not be asked")
+
+    monkeypatch.setattr("sklearn.datasets.fetch_openml", no_network)
+    data = load_mnist()
+    assert data.source == str(path)
+    assert_allclose(data.X_train, images[:4] / 255, rtol=1e-6)

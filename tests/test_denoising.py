@@ -33,7 +33,11 @@ def test_transform_is_deterministic_and_training_is_reproducible(digits01):
     dae = DenoisingAE(
         n_components=4, noise="masking", noise_level=0.5, max_iter=3, random_state=0
     ).fit(digits01)
-    assert_array_equal(dae.transform(digits01), dae.transform(digits01))
+    # transform runs the encoder on the clean input: no noise, whatever noise_level says
+    X32 = digits01.astype(np.float32)
+    with torch.no_grad():
+        codes = dae.module_.encode(torch.as_tensor(X32)).numpy()
+    assert_allclose(dae.transform(X32), codes, rtol=1e-6, atol=1e-6)
     again = DenoisingAE(
         n_components=4, noise="masking", noise_level=0.5, max_iter=3, random_state=0
     ).fit(digits01)
@@ -66,9 +70,18 @@ def test_corruption_statistics():
 
 
 def test_salt_and_pepper_writes_the_training_range(digits):
+    """Every corrupted value is its feature's training minimum or maximum, about half each,
+    and a warm start keeps the first fit's range."""
     X, *_ = digits
-    dae = DenoisingAE(noise="salt_and_pepper", max_iter=1, random_state=0).fit(X)
-    assert_allclose(dae.data_min_, X.min(0))
+    dae = DenoisingAE(noise="salt_and_pepper", noise_level=1.0, max_iter=1, random_state=0)
+    dae.fit(X)
+    corrupted = dae._corruption()(torch.as_tensor(X[:500]), torch.Generator().manual_seed(0))
+    corrupted = corrupted.numpy()
+    low, high = corrupted == X.min(0), corrupted == X.max(0)
+    assert np.all(low | high)
+    varying = X.min(0) != X.max(0)
+    assert 0.4 < low[:, varying].mean() < 0.6
+    dae.set_params(warm_start=True).fit(X[:100] * 0.5)
     assert_allclose(dae.data_max_, X.max(0))
 
 

@@ -29,7 +29,9 @@ def test_reconstruction_error_by_hand(digits, pca):
     residual = X - pca.inverse_transform(pca.transform(X))
     assert reconstruction_error(pca, X) == pytest.approx((residual**2).sum(1).mean())
     assert reconstruction_error(pca, X, per="feature") == pytest.approx((residual**2).mean())
-    assert neg_reconstruction_error(pca, X) == -reconstruction_error(pca, X)
+    # as a scorer, higher is better: a search picks the PCA that reconstructs best
+    search = GridSearchCV(PCA(), {"n_components": [2, 5, 10]}, scoring=neg_reconstruction_error)
+    assert search.fit(X).best_params_ == {"n_components": 10}
     with pytest.raises(ValueError, match="per must be"):
         reconstruction_error(pca, X, per="pixel")
 
