@@ -288,10 +288,12 @@ class AutoEncoderNet(NeuralNet):
         try:
             return super().fit_loop(X, y, epochs, **fit_params)
         except KeyboardInterrupt:
-            # skorch's partial_fit swallows the interrupt and keeps the model: the caller
-            # learns of it here; the epoch it cut short leaves no half-written record
-            self.interrupted_ = True
-            if len(self.history) and "train_loss" not in self.history[-1]:
+            # skorch's callbacks stop training by raising KeyboardInterrupt at an epoch's
+            # end (EarlyStopping), once EpochTimer has closed the epoch's record ("dur").
+            # Anything else is a user's interrupt in mid-epoch: the caller learns of it
+            # (skorch's partial_fit swallows it), and the cut epoch leaves no record.
+            if len(self.history) and "dur" not in self.history[-1]:
+                self.interrupted_ = True
                 self.history.pop()
             raise
         finally:

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -26,3 +28,22 @@ def sse(a, b):
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)
+
+
+def _seeds():
+    """The seeds of the statistical tests: ``SKAE_TESTS_SEEDS`` ("0", "0-4", "all" = 0-9 or
+    "1,7"), as scikit-learn's ``SKLEARN_TESTS_GLOBAL_RANDOM_SEED``. One seed by default, so
+    the suite stays fast; ``SKAE_TESTS_SEEDS=all pytest -m 'not slow'`` checks that no
+    threshold holds at one seed only."""
+    spec = os.environ.get("SKAE_TESTS_SEEDS", "0")
+    if spec == "all":
+        return list(range(10))
+    if "-" in spec:
+        low, high = map(int, spec.split("-"))
+        return list(range(low, high + 1))
+    return [int(s) for s in spec.split(",")]
+
+
+def pytest_generate_tests(metafunc):
+    if "global_random_seed" in metafunc.fixturenames:
+        metafunc.parametrize("global_random_seed", _seeds())

@@ -17,11 +17,12 @@ from .conftest import sse
         ("salt_and_pepper", 0.2),
     ],
 )
-def test_denoises_better_than_a_plain_autoencoder(digits01, noise, level):
+def test_denoises_better_than_a_plain_autoencoder(digits01, noise, level, global_random_seed):
     X_train, X_test = digits01[:1400], digits01[1400:]
     corrupt = Corruption(noise, level, X_train.min(0), X_train.max(0))
-    X_noisy = corrupt(torch.as_tensor(X_test), torch.Generator().manual_seed(1)).numpy()
-    budget = {"n_components": 16, "loss": "bce", "max_iter": 60, "random_state": 0}
+    generator = torch.Generator().manual_seed(global_random_seed + 1)
+    X_noisy = corrupt(torch.as_tensor(X_test), generator).numpy()
+    budget = {"n_components": 16, "loss": "bce", "max_iter": 60, "random_state": global_random_seed}
     dae = DenoisingAE(noise=noise, noise_level=level, **budget).fit(X_train)
     ae = AutoEncoder(module=MLP(), alpha=0.0, **budget).fit(X_train)  # the same network
     dae_error = sse(dae.inverse_transform(dae.transform(X_noisy)), X_test)

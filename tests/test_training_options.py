@@ -2,6 +2,7 @@
 bias, the random-projection Jacobian estimate, and the lean training step."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -325,14 +326,27 @@ class _Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("mid_epoch", [False, True])
-def test_an_interrupted_fit_keeps_a_usable_model_and_says_so(digits01, mid_epoch):
+def test_an_interrupted_fit_keeps_a_usable_model_and_says_so(digits01):
     ae = AutoEncoder(2, max_iter=10, batch_size=100, random_state=0)
-    ae.set_params(callbacks=[_Interrupt(3, mid_epoch)])
-    with pytest.warns(UserWarning, match=f"interrupted .* after {2 if mid_epoch else 3} complete"):
+    ae.set_params(callbacks=[_Interrupt(3, mid_epoch=True)])
+    with pytest.warns(UserWarning, match="interrupted .* after 2 complete epochs"):
         ae.fit(digits01)
-    assert ae.n_iter_ == len(ae.loss_curve_) == (2 if mid_epoch else 3)
+    assert ae.n_iter_ == len(ae.loss_curve_) == 2
     assert np.isfinite(ae.transform(digits01)).all()
+
+
+def test_a_callback_stops_training_as_in_skorch(digits01):
+    """skorch's convention: a callback raises KeyboardInterrupt at an epoch's end to stop
+    (EarlyStopping does): no warning, the epochs run are kept, a continuation is kept."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        ae = AutoEncoder(2, max_iter=10, batch_size=100, callbacks=[_Interrupt(3)])
+        assert ae.fit(digits01).n_iter_ == 3
+        stopped = AutoEncoder(2, max_iter=100, tol=0.5, n_iter_no_change=2, random_state=0)
+        first = stopped.fit(digits01).n_iter_
+        assert first < 100
+        stopped.set_params(warm_start=True).fit(digits01)  # stopped early again: kept
+        assert first < stopped.n_iter_ < first + 100
 
 
 def test_an_interrupted_continuation_leaves_the_model_as_it_was(digits01):
@@ -350,10 +364,10 @@ def test_an_interrupted_continuation_leaves_the_model_as_it_was(digits01):
         ae.partial_fit(digits01)
     assert_allclose(ae.transform(digits01), before)
     assert len(ae.history_) == ae.n_iter_ == history
-    interrupting(_Interrupt(5))
+    interrupting(_Interrupt(5, mid_epoch=True))
     ae.set_params(warm_start=True, max_iter=5)
     with pytest.raises(KeyboardInterrupt):
-        ae.fit(digits01)  # two epochs of five run, then the interrupt
+        ae.fit(digits01)  # one epoch of five run, then the interrupt
     assert_allclose(ae.transform(digits01), before)
     interrupting(_Interrupt(-1))
     ae.partial_fit(digits01)  # and it goes on as before

@@ -132,10 +132,10 @@ def test_log_likelihoods_are_normalised_densities(loss):
     assert_allclose(got.numpy(), expected, rtol=1e-10)
 
 
-def test_gaussian_elbo_beats_linear_model_with_the_same_noise(digits):
+def test_gaussian_elbo_beats_linear_model_with_the_same_noise(digits, global_random_seed):
     """Default parameters on standardised digits: the ELBO is a density in nats."""
     X_train, X_test, *_ = digits
-    vae = VariationalAE(random_state=0).fit(X_train)
+    vae = VariationalAE(random_state=global_random_seed).fit(X_train)
     lower = vae.score_samples(X_test)
     d = X_test.shape[1]
     # log p(x|z) <= -(d/2) log(2 pi) for a unit-variance Gaussian: no bound can exceed it.
@@ -144,7 +144,7 @@ def test_gaussian_elbo_beats_linear_model_with_the_same_noise(digits):
     pca = PCA(n_components=2).fit(X_train)
     W = pca.components_.T * np.sqrt(np.maximum(pca.explained_variance_ - 1, 0))
     linear = stats.multivariate_normal(pca.mean_, W @ W.T + np.eye(d)).logpdf(X_test).mean()
-    assert vae.score(X_test) > linear + 1.5  # measured: -77.7 against -81.1
+    assert vae.score(X_test) > linear + 1.5  # measured at seed 0: -77.7 against -81.1
     assert vae.log_likelihood(X_test).mean() > vae.score(X_test)
 
 
