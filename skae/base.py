@@ -63,10 +63,37 @@ def output_dtype(X):
     return np.float32 if X.dtype == np.float32 else np.float64
 
 
-def check_X(estimator, X, reset):
+def check_X(estimator, X, reset, training=None):
     """``validate_data`` without a copy of X: numeric dtypes (ints, bools, float16) are kept
-    as they are and converted batch by batch, where the data meet the module."""
-    return validate_data(estimator, X, dtype="numeric", reset=reset)
+    as they are and converted batch by batch, where the data meet the module. Values too
+    large for the precision they are computed in (:func:`check_magnitude`) are refused: in
+    the training precision for a fit (``training``, default ``reset``), else in the output's.
+    """
+    X = validate_data(estimator, X, dtype="numeric", reset=reset)
+    training = reset if training is None else training
+    if training:
+        dtype = getattr(estimator, "_torch_dtype", torch.float32)
+    else:  # the results come back in the input's precision
+        dtype = torch.float64 if output_dtype(X) == np.float64 else torch.float32
+    check_magnitude(X, dtype)
+    return X
+
+
+def check_magnitude(X, dtype, chunk=8192):
+    """Refuse finite values so large that squared errors summed over the features overflow
+    ``dtype`` (about 1e17 in float32, 1e151 in float64 for a few hundred features): the
+    network would turn them into infinities. Read chunk by chunk (memmaps stay on disk)."""
+    if not np.size(X):
+        return
+    n_features = max(X.shape[1], 1)
+    limit = np.sqrt(torch.finfo(dtype).max / n_features) / 4
+    largest = max(float(np.abs(X[i : i + chunk]).max()) for i in range(0, len(X), chunk))
+    if largest > limit:
+        raise ValueError(
+            f"X has values of magnitude up to {largest:.3g}, too large to compute with in "
+            f"{str(dtype).removeprefix('torch.')} (squared errors overflow beyond about "
+            f"{limit:.1g}). Scale X first, e.g. with StandardScaler."
+        )
 
 
 def check_weights(X, y, sample_weight):
@@ -498,7 +525,7 @@ class BaseAutoEncoder(
             The fitted estimator.
         """
         first_fit = not (self.warm_start and hasattr(self, "net_"))
-        X = check_X(self, X, reset=first_fit)
+        X = check_X(self, X, reset=first_fit, training=True)
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
         seeds = named_seeds(self.random_state)
@@ -533,7 +560,7 @@ class BaseAutoEncoder(
             The updated estimator.
         """
         first_fit = not hasattr(self, "net_")
-        X = check_X(self, X, reset=first_fit)
+        X = check_X(self, X, reset=first_fit, training=True)
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
         seeds = named_seeds(self.random_state)

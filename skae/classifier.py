@@ -13,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .base import NeuralNetMixin, check_weights, check_X, fitted_copy
+from .base import NeuralNetMixin, check_magnitude, check_weights, check_X, fitted_copy
 from .modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
 from .objectives import CrossEntropy
 from .stacked import StackedAE
@@ -314,6 +314,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
 
     def _fit(self, X, y, *, continuing, classes=None, epochs=None, sample_weight=None):
         X, y = validate_data(self, X, y, dtype="numeric", reset=not continuing)
+        check_magnitude(X, self._torch_dtype)
         check_classification_targets(y)
         labels = LabelEncoder().fit(y if classes is None or continuing else classes)
         known = self.classes_ if continuing else labels.classes_

@@ -4,12 +4,13 @@ from numbers import Real
 from typing import ClassVar
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .autoencoder import AutoEncoder
-from .base import BaseAutoEncoder, check_weights, fitted_copy, output_dtype
+from .base import BaseAutoEncoder, check_magnitude, check_weights, fitted_copy, output_dtype
 from .training import named_seeds
 
 # The robust z-score below the median beyond which contamination="auto" flags a row.
@@ -177,6 +178,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             The fitted detector.
         """
         X = validate_data(self, X, dtype="numeric")
+        check_magnitude(X, torch.float32)  # the training precision of skae's networks
         X, _, weights = check_weights(X, None, sample_weight)
         seed = named_seeds(self.random_state, ("autoencoder",))["autoencoder"]
         if self.score_by == "likelihood" and not hasattr(self._model(), "score_samples"):
@@ -204,7 +206,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype="numeric", reset=False)
+        X = validate_data(self, X, dtype="numeric", reset=False)
+        check_magnitude(X, torch.float64 if output_dtype(X) == np.float64 else torch.float32)
+        return X
 
     def score_samples(self, X):
         """How normal each row is: higher is more normal (see ``score_by``).

@@ -108,3 +108,18 @@ def test_batch_size_larger_than_data_is_clipped_with_a_warning():
 def test_linear_ae_rejects_too_many_components():
     with pytest.raises(ValueError, match="n_components=4 must be at most n_features=3"):
         LinearAE(n_components=4).fit(np.random.rand(10, 3))
+
+
+def test_values_too_large_for_the_precision_are_refused():
+    """Found by the fuzzing suite: finite values whose squares overflow came back as
+    infinite scores. A fit refuses them in the training precision (float32), a method in
+    the output's (float64 input is evaluated in float64)."""
+    X = np.random.default_rng(0).random((20, 5))
+    ae = AutoEncoder(2, max_iter=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="too large to compute with in float32"):
+        AutoEncoder(2, max_iter=1).fit(X * 1e30)
+    with pytest.raises(ValueError, match="too large to compute with in float32"):
+        ae.score_samples((X * 1e30).astype(np.float32))
+    assert np.isfinite(ae.score_samples(X * 1e30)).all()  # float64: within range
+    with pytest.raises(ValueError, match="in float64"):
+        ae.score_samples(X * 1e300)
