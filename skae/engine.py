@@ -391,13 +391,18 @@ class AutoEncoderNet(NeuralNet):
             loss = self.criterion_on(batch)
         return {"loss": loss, "y_pred": None}
 
-    def get_iterator(self, dataset, training=False):
-        iterator = super().get_iterator(dataset, training)
+    sampling_ = None  # (generator, seed) lent by training to what samples (VAE, dropout)
+
+    def _reseed(self, iterator, epoch):
+        """Every training epoch's data order, noise and sampling come from the seeds and the
+        epoch's number alone: a continuation (warm start, partial_fit, a fit resumed from a
+        checkpoint) draws what an uninterrupted fit would, and never replays an epoch."""
         seed = self.get_params_for("iterator_train").get("seed")
-        if training and seed is not None and len(self.history):
-            # A warm-started continuation must not replay the first call's order and noise.
-            iterator.reseed(seed + len(self.history))
-        return iterator
+        if seed is not None and hasattr(iterator, "reseed"):
+            iterator.reseed(seed + epoch)
+        if self.sampling_ is not None and self.sampling_[0] is not None:
+            generator, sampling_seed = self.sampling_
+            generator.manual_seed(sampling_seed + epoch)
 
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):
@@ -422,6 +427,11 @@ class AutoEncoderNet(NeuralNet):
         # which open a batch record in the history) only when a callback listens.
         listening = self._listeners("on_batch_begin") or self._listeners("on_batch_end")
         self.grad_listeners_ = self._listeners("on_grad_computed")
+        if training:
+            # the steps taken so far, from the history: where a warm-up stands, also after
+            # a checkpoint's history was loaded (skorch's LoadInitState) or a copy restored
+            self.steps_taken_ = sum(e.get("train_batch_count", 0) for e in self.history[:-1])
+            self._reseed(iterator, epoch=len(self.history) - 1)
         self._set_training(training)
         for batch in iterator:
             if listening:

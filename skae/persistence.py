@@ -99,7 +99,6 @@ def portable_net(net):
         # parameters that training leaves as they are (a PCA start's linear maps)
         "frozen": [n for n, p in net.module_.named_parameters() if not p.requires_grad],
         "batch_size": int(net.batch_size),
-        "steps_taken": int(getattr(net, "steps_taken_", 0)),  # where a warm-up stands
     }
 
 
@@ -128,7 +127,6 @@ def rebuilt_net(saved, module, objective, settings, seeds, dtype):
     except (ValueError, KeyError, RuntimeError):
         pass  # another optimizer's state (a different torch): a continued fit restarts it
     net.history = History(saved["history"])
-    net.steps_taken_ = saved.get("steps_taken", 0)
     net.module_.eval()
     return net
 

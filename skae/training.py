@@ -88,9 +88,12 @@ def lend_generator(net, device, seed):
     generator = torch.Generator(device=device).manual_seed(seed) if samplers else None
     for sampler in samplers:
         sampler.generator = generator
+    # the engine reseeds it at every epoch from ``seed`` and the epoch's number
+    net.sampling_ = (generator, seed)
     try:
         yield
     finally:
+        net.sampling_ = None
         for sampler in samplers:
             sampler.generator = None
 
@@ -334,10 +337,10 @@ def continue_net(net, X, y, seeds, epochs=None, sample_weight=None):
 
     An interrupt (KeyboardInterrupt) is raised again, for the caller to restore the model as
     it was before the call. ``warm_start`` (``epochs=None``) starts a new learning-rate
-    cycle, as ``fit`` promises;
-    ``partial_fit`` (one epoch per call) carries the schedule on from the epochs run. A
-    continuation must not replay the first call's sampling noise (the engine does the same
-    for the data order), so the sampling seed moves on with the history.
+    cycle, as ``fit`` promises; ``partial_fit`` (one epoch per call) carries the schedule on
+    from the epochs run. The data order and the sampling noise of every epoch come from the
+    seeds and the epoch's number (``AutoEncoderNet._reseed``), so a continuation never
+    replays the first call's and goes on as an uninterrupted fit would.
     """
     before = len(net.history)
     schedule = dict(net.callbacks_).get("lr_schedule")
@@ -349,7 +352,7 @@ def continue_net(net, X, y, seeds, epochs=None, sample_weight=None):
     if epochs is not None and restart is not None:
         schedule.last_epoch = before - 1
     try:
-        with lend_generator(net, net.device, seeds["sampling"] + before):
+        with lend_generator(net, net.device, seeds["sampling"]):
             net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
         if getattr(net, "interrupted_", False):
             # a continuation never leaves a half-updated model: the caller puts the

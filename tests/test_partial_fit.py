@@ -59,7 +59,7 @@ def test_a_bad_chunk_leaves_the_model_as_it_was(digits):
         ae.partial_fit(X[:, :10])
     with pytest.raises(ValueError, match="Input X contains NaN"):
         ae.partial_fit(np.full_like(X, np.nan))
-    with pytest.raises(FloatingPointError, match="Training diverged"):
+    with pytest.raises(ValueError, match="too large to compute with in float32"):
         ae.partial_fit(X * 1e30)
     assert ae.n_iter_ == 1
     assert_array_equal(ae.transform(X_test), before)
