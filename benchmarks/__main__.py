@@ -165,7 +165,7 @@ def _reconstruction(args, data):
     models = {name: m for name, m in models.items() if name in args.models}
     table, fitted = reconstruction_table(models, X_train, X_test, paper)
     figures.reconstructions(
-        {n: fitted[n] for n in ("PCA", "AutoEncoder", "StackedAE")},
+        {n: fitted[n] for n in ("PCA", "AutoEncoder", "StackedAE") if n in fitted},
         X_test,
         (28, 28),
         args.out_dir / "full-reconstructions.png",

@@ -73,6 +73,7 @@ def reconstruction_table(models, X_train, X_test, paper):
                 f"{seconds / 60:.1f}",
             ]
         )
+        progress(" | ".join(map(str, rows[-1])))  # each row as soon as it is measured
     header = ["model (30-dim code)", "test SSE per image", "paper", "epochs", "fit (min)"]
     return markdown_table(header, rows), fitted
 
