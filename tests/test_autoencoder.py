@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from skae import MLP, AutoEncoder, LinearAE
 from skae.likelihoods import LIKELIHOODS
@@ -254,11 +255,29 @@ def test_reversed_and_non_contiguous_arrays(digits):
     )
 
 
+class _FirstBatches(Callback):
+    """Records the first training batch of every epoch (in a dict shared by its copies)."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def __deepcopy__(self, memo):  # estimators run copies of callbacks: share the record
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.seen.setdefault(len(net.history), batch[0].clone())
+
+
 def test_warm_start_does_not_replay_the_data_order(digits):
+    """A continuation draws the order an uninterrupted fit draws at that epoch, never the
+    first epoch's again."""
     X, *_ = digits
-    ae = AutoEncoder(n_components=2, max_iter=1, warm_start=True, random_state=0).fit(X)
-    net = ae.net_
-    first = next(b[0] for b in net.get_iterator(net.get_dataset(X), training=True))
-    ae.fit(X)  # the history now has an epoch, so the order must differ from the first call's
-    second = next(b[0] for b in net.get_iterator(net.get_dataset(X), training=True))
-    assert not torch.equal(first, second)
+    continued, whole = {}, {}
+    params = {"n_components": 2, "random_state": 0}
+    ae = AutoEncoder(max_iter=1, warm_start=True, callbacks=[_FirstBatches(continued)], **params)
+    ae.fit(X)
+    ae.fit(X)  # the second epoch, by a warm start
+    AutoEncoder(max_iter=2, callbacks=[_FirstBatches(whole)], **params).fit(X)
+    assert not torch.equal(continued[1], continued[2])
+    assert torch.equal(continued[1], whole[1]) and torch.equal(continued[2], whole[2])

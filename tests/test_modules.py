@@ -90,7 +90,9 @@ def test_encoder_classifier_fine_tunes_any_modules_encoder(digits):
         max_iter=30,
         random_state=0,
     ).fit(X, y)
-    assert conv.score(X_test, y_test) > 0.85
+    codes = conv.autoencoder_.transform
+    probe = LogisticRegression(max_iter=1000).fit(codes(X), y).score(codes(X_test), y_test)
+    assert conv.score(X_test, y_test) > max(0.8, probe + 0.03)  # seed 0: 0.85 against 0.53
 
 
 def test_encoder_classifier_seeds_an_unseeded_autoencoder(digits):
