@@ -75,7 +75,9 @@ class DeviceTensors(Dataset):
         self.device = torch.device(device)
         self.X = host_tensor(X, dtype).to(self.device)
         self.y = None if y is None else host_tensor(y).to(self.device)
-        self.w = None if sample_weight is None else host_tensor(sample_weight, dtype).to(device)
+        self.w = None
+        if sample_weight is not None:
+            self.w = host_tensor(sample_weight, dtype).to(self.device)
 
     def __len__(self):
         return len(self.X)

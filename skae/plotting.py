@@ -43,6 +43,13 @@ def _axes(ax, n=1, width=5.0, height=4.0):
     return axes, axes[0].figure
 
 
+def _named(estimators):
+    """Fitted estimators by name: a dict as given, a list named after the classes."""
+    if isinstance(estimators, dict):
+        return estimators
+    return {type(e).__name__: e for e in estimators}
+
+
 class TrainingCurveDisplay:
     """Training curves: the loss per epoch (training and, with early stopping, validation)
     and the learning rate on a second axis.
@@ -236,8 +243,7 @@ class CodesDisplay:
         display : CodesDisplay
         """
         check_matplotlib_support(f"{cls.__name__}.from_estimators")
-        if not isinstance(estimators, dict):
-            estimators = {type(e).__name__: e for e in estimators}
+        estimators = _named(estimators)
         codes = {}
         for name, estimator in estimators.items():
             check_is_fitted(estimator)
@@ -353,8 +359,7 @@ class ImageGridDisplay:
         display : ImageGridDisplay
         """
         check_matplotlib_support(f"{cls.__name__}.from_reconstructions")
-        if not isinstance(estimators, dict):
-            estimators = {type(e).__name__: e for e in estimators}
+        estimators = _named(estimators)
         X = np.asarray(X)[:n_images]
         unscale = unscale or (lambda a: a)
         rows, labels = [unscale(X)], ["data"]
@@ -415,8 +420,7 @@ class ImageGridDisplay:
         display : ImageGridDisplay
         """
         check_matplotlib_support(f"{cls.__name__}.from_interpolation")
-        if not isinstance(estimators, dict):
-            estimators = {type(e).__name__: e for e in estimators}
+        estimators = _named(estimators)
         if n_steps < 2:
             raise ValueError(f"n_steps={n_steps} must be at least 2 (the two ends).")
         ends = np.stack([np.ravel(x_start), np.ravel(x_end)])
