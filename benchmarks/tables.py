@@ -178,11 +178,13 @@ def architecture_table(models_by_k, X_train, X_test, y_test, *, n_metric=2000):
     return markdown_table(header, rows)
 
 
-def defaults_table(seed=0):
+def defaults_table(seeds=range(5)):
     """``AutoEncoder(n_components=2)`` with every other parameter at its default against
     ``PCA(2)`` on scikit-learn's small tables, as a new user would try it: held-out
     reconstruction error (30% hold-out, scaler fitted on the rest), and on digits the 5-NN
-    and LinearSVC accuracy of the held-out codes."""
+    and LinearSVC accuracy of the held-out codes. Each figure is the mean over the splits
+    (and the autoencoder's seeds) ``seeds``, with the worst split's error ratio beside it
+    and, for the accuracies, on how many splits the autoencoder's codes were ahead."""
     import time
 
     from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
@@ -200,40 +202,51 @@ def defaults_table(seed=0):
     def accuracy(clf, model, X_train, y_train, X_test, y_test):
         return clf.fit(model.transform(X_train), y_train).score(model.transform(X_test), y_test)
 
+    def versus(pairs):
+        ae, pca = np.mean(pairs, axis=0)
+        wins = sum(a > p for a, p in pairs)
+        return f"{ae:.3f} / {pca:.3f} ({wins}/{len(pairs)})"
+
+    seeds = list(seeds)
     rows = []
     loaders = [load_digits, load_breast_cancer, load_wine, load_iris]
     for load in loaders:
         X, y = load(return_X_y=True)
         for scaler in (StandardScaler, MinMaxScaler):
-            X_train, X_test, y_train, y_test = train_test_split(
-                X, y, test_size=0.3, random_state=seed, stratify=y
-            )
-            fitted = scaler().fit(X_train)
-            X_train, X_test = fitted.transform(X_train), fitted.transform(X_test)
             progress(f"defaults: {load.__name__[5:]}, {scaler.__name__}")
-            pca = PCA(2).fit(X_train)
-            start = time.perf_counter()
-            ae = AutoEncoder(n_components=2, random_state=seed).fit(X_train)
-            seconds = time.perf_counter() - start
-            ratio = error(ae, X_test) / error(pca, X_test)
-            neighbours = svc = ""
-            if load is load_digits:
-                data = (X_train, y_train, X_test, y_test)
-                neighbours = " / ".join(
-                    f"{accuracy(KNeighborsClassifier(5), m, *data):.3f}" for m in (ae, pca)
+            errors, neighbours, svc, epochs, seconds = [], [], [], [], []
+            for seed in seeds:
+                X_train, X_test, y_train, y_test = train_test_split(
+                    X, y, test_size=0.3, random_state=seed, stratify=y
                 )
-                svc = " / ".join(f"{accuracy(LinearSVC(), m, *data):.3f}" for m in (ae, pca))
+                fitted = scaler().fit(X_train)
+                X_train, X_test = fitted.transform(X_train), fitted.transform(X_test)
+                pca = PCA(2).fit(X_train)
+                start = time.perf_counter()
+                ae = AutoEncoder(n_components=2, random_state=seed).fit(X_train)
+                seconds.append(time.perf_counter() - start)
+                epochs.append(ae.n_iter_)
+                errors.append((error(ae, X_test), error(pca, X_test)))
+                if load is load_digits:
+                    data = (X_train, y_train, X_test, y_test)
+                    neighbours.append(
+                        [accuracy(KNeighborsClassifier(5), m, *data) for m in (ae, pca)]
+                    )
+                    svc.append([accuracy(LinearSVC(), m, *data) for m in (ae, pca)])
+            errors = np.array(errors)
+            ratios = errors[:, 0] / errors[:, 1]
             rows.append(
                 [
                     load.__name__[5:],
                     scaler.__name__,
-                    f"{error(ae, X_test):.4g}",
-                    f"{error(pca, X_test):.4g}",
-                    f"{ratio:.3f}",
-                    neighbours,
-                    svc,
-                    ae.n_iter_,
-                    f"{seconds:.1f}",
+                    f"{errors[:, 0].mean():.4g}",
+                    f"{errors[:, 1].mean():.4g}",
+                    f"{ratios.mean():.3f}",
+                    f"{ratios.max():.3f}",
+                    versus(neighbours) if neighbours else "",
+                    versus(svc) if svc else "",
+                    f"{np.mean(epochs):.0f}",
+                    f"{max(seconds):.1f}",
                 ]
             )
     header = [
@@ -242,9 +255,10 @@ def defaults_table(seed=0):
         "AutoEncoder held-out SSE",
         "PCA held-out SSE",
         "AE / PCA",
-        "5-NN accuracy AE / PCA",
-        "LinearSVC accuracy AE / PCA",
+        "AE / PCA, worst split",
+        "5-NN accuracy AE / PCA (splits AE ahead)",
+        "LinearSVC accuracy AE / PCA (splits AE ahead)",
         "epochs",
-        "fit (s)",
+        "slowest fit (s)",
     ]
     return markdown_table(header, rows)

@@ -70,10 +70,13 @@ class AutoEncoder(BaseAutoEncoder):
     max_iter : int, default=200
         Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
         iterations). 0 keeps the initial weights.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
         ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
-        Without it, training stops when the training loss stalls in the same way.
+        Without it, training stops when the training loss stalls in the same way. "auto"
+        holds out for an in-memory ``fit`` on 50 to 10,000 rows, where a network overfits
+        small tables, and trains on every row otherwise (``partial_fit`` never holds out);
+        ``early_stopping_`` says what a fit did.
     validation_fraction : float, default=0.1
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
@@ -114,8 +117,10 @@ class AutoEncoder(BaseAutoEncoder):
         One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
     loss_curve_ : list of float
         Mean training loss per epoch (per-sample loss summed over features).
+    early_stopping_ : bool
+        Whether the fit held rows out for early stopping (``early_stopping`` resolved).
     validation_scores_ : list of float
-        Minus the validation loss per epoch, with ``early_stopping=True``.
+        Minus the validation loss per epoch, with early stopping.
     n_iter_ : int
         Number of epochs run.
     device_ : str
@@ -134,10 +139,13 @@ class AutoEncoder(BaseAutoEncoder):
     stacks' last layers at zero. Adam's step size warms up linearly over the first 200
     steps, so that its first steps, as large as the learning rate whatever the gradient,
     do not throw that start away; ``alpha`` keeps what the nonlinear layers add from
-    fitting noise. Measured on a 30% hold-out (``python -m
-    benchmarks``'s defaults table), ``AutoEncoder(n_components=2)`` then reconstructs
-    held-out digits better than ``PCA(2)`` and stays within 2% of it on breast cancer,
-    wine and iris, standardised or min-max scaled.
+    fitting noise, and on tables of up to 10,000 rows ``early_stopping="auto"`` holds out
+    a tenth of them and keeps the epoch that reconstructs it best, so that the nonlinear
+    layers are kept only as far as they generalise. Measured on five 30% hold-outs
+    (``python -m benchmarks``'s defaults table), ``AutoEncoder(n_components=2)`` then
+    reconstructs held-out digits better than ``PCA(2)`` and stays within 1% of it on
+    breast cancer, wine and iris, standardised or min-max scaled, on every split; without
+    the hold-out it was up to 1.5x PCA's error on iris.
 
     See Also
     --------
@@ -179,7 +187,7 @@ class AutoEncoder(BaseAutoEncoder):
         learning_rate_init=1e-3,
         learning_rate="constant",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -452,7 +460,7 @@ class LinearAE(BaseAutoEncoder):
                 f"alpha={self.alpha} penalises the weights of a gradient solver; solver='em' "
                 "solves exactly for PCA's subspace. Use solver='lbfgs' or 'adam' with alpha."
             )
-        if self.solver == "em" and self.early_stopping:
+        if self.solver == "em" and self.early_stopping is True:
             raise ValueError(
                 "early_stopping=True holds out rows for mini-batch training; solver='em' "
                 "solves on the whole data's covariance. Use solver='adam' or 'lbfgs' for it."
@@ -462,6 +470,10 @@ class LinearAE(BaseAutoEncoder):
                 f"n_components={self.n_components} must be at most n_features={X.shape[1]}: "
                 "a linear autoencoder spans a subspace of the input space."
             )
+
+    def _resolve_early_stopping(self, n_samples, chunked=False):
+        # EM solves on the whole data's moments: nothing to hold out
+        super()._resolve_early_stopping(n_samples, chunked or self.solver == "em")
 
     def _build_module(self, X, n_components):
         return linear_autoencoder(X.mean(axis=0), n_components)
@@ -479,7 +491,7 @@ class LinearAE(BaseAutoEncoder):
         n_features rows in place of n_samples (on MNIST, 1,424 in place of 60,000). Used for
         L-BFGS without early stopping (which needs real rows to hold out) when it is cheaper.
         """
-        if self.solver != "lbfgs" or self.early_stopping:
+        if self.solver != "lbfgs" or self._settings()["early_stopping"]:
             return X, sample_weight  # Adam needs rows; EM reads X once for its moments
         n_samples, n_features = X.shape
         if n_samples <= 2 * n_features:

@@ -38,6 +38,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import distributed
 from ._version import __version__
 from .engine import _is_memory_mapped, host_tensor, map_batches
 from .likelihoods import LIKELIHOODS
@@ -50,6 +51,7 @@ from .training import (
     fit_net,
     loss_curve,
     named_seeds,
+    resolve_early_stopping,
 )
 
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -147,9 +149,18 @@ class NeuralNetMixin:
     _warmup_steps = 0
 
     def _settings(self):
-        """The training parameters, as the functions of :mod:`skae.training` take them."""
+        """The training parameters, as the functions of :mod:`skae.training` take them,
+        with ``early_stopping`` as this fit resolved it (``early_stopping_``)."""
         settings = {name: getattr(self, name) for name in TRAINING_CONSTRAINTS}
+        settings["early_stopping"] = getattr(
+            self, "early_stopping_", resolve_early_stopping(self.early_stopping, 0)
+        )
         return {**settings, "warmup_steps": self._warmup_steps}
+
+    def _resolve_early_stopping(self, n_samples, chunked=False):
+        """Set ``early_stopping_``, the parameter resolved for a new fit on ``n_samples``
+        rows (see :func:`~skae.training.resolve_early_stopping`)."""
+        self.early_stopping_ = resolve_early_stopping(self.early_stopping, n_samples, chunked)
 
     def __sklearn_is_fitted__(self):
         # Hooks set fitted attributes (data ranges, pretrained layers) before training;
@@ -273,7 +284,7 @@ class NeuralNetMixin:
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = loss_curve(history)
-        if self.early_stopping and len(history):
+        if self._settings()["early_stopping"] and len(history):
             self.validation_scores_ = [-v for v in history[:, "valid_loss"]]
             self.best_validation_score_ = max(self.validation_scores_)
         elif self.loss_curve_:
@@ -528,7 +539,9 @@ class BaseAutoEncoder(
         X = check_X(self, X, reset=first_fit, training=True)
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
-        seeds = named_seeds(self.random_state)
+        seeds = distributed.agree(named_seeds(self.random_state), X)
+        if first_fit:
+            self._resolve_early_stopping(X.shape[0])
         module = self._init_module(X, seeds, sample_weight) if first_fit else None
         rows, weights = self._training_rows(X, sample_weight)
         self._train(rows, module=module, seeds=seeds, sample_weight=weights)
@@ -563,7 +576,9 @@ class BaseAutoEncoder(
         X = check_X(self, X, reset=first_fit, training=True)
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
-        seeds = named_seeds(self.random_state)
+        seeds = distributed.agree(named_seeds(self.random_state), X)
+        if first_fit:
+            self._resolve_early_stopping(X.shape[0], chunked=True)
         module = self._init_module(X, seeds, sample_weight) if first_fit else None
         self._train(X, module=module, seeds=seeds, epochs=1, sample_weight=sample_weight)
         self._after_fit(X, sample_weight)

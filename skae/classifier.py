@@ -13,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from . import distributed
 from .base import NeuralNetMixin, check_magnitude, check_weights, check_X, fitted_copy
 from .modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
 from .objectives import CrossEntropy
@@ -330,9 +331,12 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             )
         X, y, sample_weight = check_weights(X, y, sample_weight)
         # the nested autoencoder's seed is drawn after those of the classifier's own training
-        seeds = named_seeds(self.random_state, (*SEED_NAMES, "autoencoder"))
+        seeds = distributed.agree(
+            named_seeds(self.random_state, (*SEED_NAMES, "autoencoder")), X, y
+        )
         module = None
         if not continuing:
+            self._resolve_early_stopping(X.shape[0], chunked=epochs == 1)
             self.classes_ = labels.classes_
             self.autoencoder_ = self._fitted_autoencoder(X, seeds["autoencoder"], sample_weight)
             module = self._init_module(seeds)

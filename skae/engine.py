@@ -36,6 +36,8 @@ from skorch.callbacks import Callback, EpochTimer, PrintLog
 from skorch.utils import TeeGenerator
 from torch.utils.data import Dataset, Subset
 
+from . import distributed
+from .distributed import rank_seed
 from .modules import LinearSkip
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -209,13 +211,25 @@ class TensorBatches:
         self.generator = torch.Generator(device=index_device)
         same = index_device == base.device
         self.noise_generator = self.generator if same else torch.Generator(device=base.device)
+        self.shard = (0, 1)
         self.reseed(seed)
+
+    def set_shard(self, rank, world_size):
+        """Yield only rows ``rank, rank + world_size, ...`` of each batch (data-parallel
+        training, :mod:`skae.distributed`); the batches and their order stay those of the
+        whole data, and this rank's noise comes from a generator of its own."""
+        self.shard = (rank, world_size)
+        if world_size > 1 and self.noise_generator is self.generator:
+            self.noise_generator = torch.Generator(device=self.base.device)
 
     def reseed(self, seed):
         """Restart the generators from ``seed`` (None: fresh nondeterministic ones)."""
+        rank, world_size = self.shard
         for generator in {id(g): g for g in (self.generator, self.noise_generator)}.values():
             if seed is None:
                 generator.seed()
+            elif world_size > 1 and generator is self.noise_generator:
+                generator.manual_seed(rank_seed(seed, rank))
             else:
                 generator.manual_seed(int(seed))
 
@@ -230,9 +244,14 @@ class TensorBatches:
 
     def _batches(self):
         order = self._order()
+        rank, world_size = self.shard
         for start in range(0, self.n, self.batch_size):
-            stop = start + self.batch_size
-            yield self.base.take(slice(start, stop) if order is None else order[start:stop])
+            stop = min(start + self.batch_size, self.n)
+            if world_size > 1:
+                rows = torch.arange(start, stop) if order is None else order[start:stop]
+                yield self.base.take(rows[rank::world_size])
+            else:
+                yield self.base.take(slice(start, stop) if order is None else order[start:stop])
 
     def __iter__(self):
         batches = self._batches()
@@ -287,6 +306,9 @@ class AutoEncoderNet(NeuralNet):
         (see :meth:`get_dataset`) and weighs each row's loss."""
         self.sample_weight_ = sample_weight
         self.interrupted_ = False
+        rank, self.world_size_ = distributed.world()
+        if self.world_size_ > 1:
+            distributed.broadcast_module(self.module_)  # the same start on every rank
         try:
             return super().fit_loop(X, y, epochs, **fit_params)
         except KeyboardInterrupt:
@@ -300,6 +322,17 @@ class AutoEncoderNet(NeuralNet):
             raise
         finally:
             del self.sample_weight_  # the data's, not the net's: never pickled with it
+
+    world_size_ = 1  # processes training together (see fit_loop and skae.distributed)
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator; in data-parallel training, the training batches' share of this
+        rank (full-batch L-BFGS is not split: every rank computes the whole batch)."""
+        iterator = super().get_iterator(dataset, training=training)
+        full_batch = isinstance(self.optimizer_, torch.optim.LBFGS)
+        if training and self.world_size_ > 1 and not full_batch and hasattr(iterator, "set_shard"):
+            iterator.set_shard(*distributed.world())
+        return iterator
 
     def criterion_on(self, batch):
         """The objective on a batch ``(x, target)`` or ``(x, target, weight)``."""
@@ -324,7 +357,18 @@ class AutoEncoderNet(NeuralNet):
             self._set_training(True)  # skorch's closure path: L-BFGS re-evaluates the loss
             return super().train_step(batch, **fit_params)
         self.optimizer_.zero_grad(set_to_none=True)
-        step = self.train_step_single(batch, **fit_params)
+        if self.world_size_ > 1:
+            # data-parallel: this rank's rows of the batch, then the whole batch's gradient
+            n_rows = len(batch[0])
+            step = (
+                self.train_step_single(batch, **fit_params)
+                if n_rows
+                else {"loss": torch.zeros((), device=self.device), "y_pred": None}
+            )
+            params = [p for group in self.optimizer_.param_groups for p in group["params"]]
+            step["loss"], step["size"] = distributed.all_reduce_step(params, step["loss"], n_rows)
+        else:
+            step = self.train_step_single(batch, **fit_params)
         taken = getattr(self, "steps_taken_", 0)
         self.steps_taken_ = taken + 1
         listeners = getattr(self, "grad_listeners_", None)
@@ -404,7 +448,9 @@ class AutoEncoderNet(NeuralNet):
             iterator.reseed(seed + epoch)
         if self.sampling_ is not None and self.sampling_[0] is not None:
             generator, sampling_seed = self.sampling_
-            generator.manual_seed(sampling_seed + epoch)
+            rank, world_size = distributed.world() if self.world_size_ > 1 else (0, 1)
+            seed = sampling_seed + epoch
+            generator.manual_seed(rank_seed(seed, rank) if world_size > 1 else seed)
 
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):
@@ -439,12 +485,13 @@ class AutoEncoderNet(NeuralNet):
             if listening:
                 self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            size = len(batch[0])
+            size = step.get("size", len(batch[0]))  # the whole batch's, data-parallel
             total += step["loss"].detach() * size
             n_samples += size
             if listening:
                 self.notify("on_batch_end", batch=batch, training=training, **step)
             batch_count += 1
+        n_samples = int(n_samples)
         if not listening:
             # one record for the epoch in place of one per batch, for skorch's callbacks
             # that read the last batch's (Checkpoint names its files from it)

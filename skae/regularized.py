@@ -88,10 +88,13 @@ class ContractiveAE(AutoEncoder):
     max_iter : int, default=200
         Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
         iterations). 0 keeps the initial weights.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
         ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
-        Without it, training stops when the training loss stalls in the same way.
+        Without it, training stops when the training loss stalls in the same way. "auto"
+        holds out for an in-memory ``fit`` on 50 to 10,000 rows, where a network overfits
+        small tables, and trains on every row otherwise (``partial_fit`` never holds out);
+        ``early_stopping_`` says what a fit did.
     validation_fraction : float, default=0.1
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
@@ -126,7 +129,7 @@ class ContractiveAE(AutoEncoder):
     ----------
     module_ : skae.penalties.ContractiveModule
         The fitted module; its ``forward`` also returns each sample's ``||J_f(x)||_F^2``.
-    net_, history_, loss_curve_, n_iter_, device_, n_features_in_
+    net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`; the losses include the penalty.
 
     See Also
@@ -173,7 +176,7 @@ class ContractiveAE(AutoEncoder):
         learning_rate_init=1e-3,
         learning_rate="constant",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -287,10 +290,13 @@ class SparseAE(AutoEncoder):
     max_iter : int, default=200
         Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
         iterations). 0 keeps the initial weights.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
         ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
-        Without it, training stops when the training loss stalls in the same way.
+        Without it, training stops when the training loss stalls in the same way. "auto"
+        holds out for an in-memory ``fit`` on 50 to 10,000 rows, where a network overfits
+        small tables, and trains on every row otherwise (``partial_fit`` never holds out);
+        ``early_stopping_`` says what a fit did.
     validation_fraction : float, default=0.1
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
@@ -323,7 +329,7 @@ class SparseAE(AutoEncoder):
 
     Attributes
     ----------
-    module_, net_, history_, loss_curve_, n_iter_, device_, n_features_in_
+    module_, net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`; the losses include the penalty.
 
     See Also
@@ -369,7 +375,7 @@ class SparseAE(AutoEncoder):
         learning_rate_init=1e-3,
         learning_rate="constant",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,

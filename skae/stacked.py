@@ -91,10 +91,13 @@ class StackedAE(AutoEncoder):
     max_iter : int, default=200
         Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
         iterations). Of the fine-tuning; 0 keeps the pretrained weights.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
         ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
-        Without it, training stops when the training loss stalls in the same way.
+        Without it, training stops when the training loss stalls in the same way. "auto"
+        holds out for an in-memory ``fit`` on 50 to 10,000 rows, where a network overfits
+        small tables, and trains on every row otherwise (``partial_fit`` never holds out);
+        ``early_stopping_`` says what a fit did.
     validation_fraction : float, default=0.1
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10
@@ -140,8 +143,10 @@ class StackedAE(AutoEncoder):
         One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
     loss_curve_ : list of float
         Mean fine-tuning loss per epoch (per-sample loss summed over features).
+    early_stopping_ : bool
+        Whether the fit held rows out for early stopping (``early_stopping`` resolved).
     validation_scores_ : list of float
-        Minus the validation loss per epoch, with ``early_stopping=True``.
+        Minus the validation loss per epoch, with early stopping.
     n_iter_ : int
         Number of epochs run.
     device_ : str
@@ -197,7 +202,7 @@ class StackedAE(AutoEncoder):
         learning_rate_init=1e-3,
         learning_rate="constant",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,

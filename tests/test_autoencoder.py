@@ -7,12 +7,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn import datasets
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from skorch.callbacks import Callback
 
 from skae import MLP, AutoEncoder, LinearAE
@@ -33,7 +34,9 @@ def test_beats_pca_on_heldout_digits(digits, n_components):
 
 def test_shapes_and_fitted_attributes(digits):
     X, *_ = digits
-    ae = AutoEncoder(n_components=3, hidden_layer_sizes=(16, 8), max_iter=7, random_state=0)
+    ae = AutoEncoder(
+        n_components=3, hidden_layer_sizes=(16, 8), max_iter=7, early_stopping=False, random_state=0
+    )
     Z = ae.fit_transform(X)
     assert Z.shape == (len(X), 3)
     assert ae.inverse_transform(Z).shape == X.shape
@@ -281,3 +284,38 @@ def test_warm_start_does_not_replay_the_data_order(digits):
     AutoEncoder(max_iter=2, callbacks=[_FirstBatches(whole)], **params).fit(X)
     assert not torch.equal(continued[1], continued[2])
     assert torch.equal(continued[1], whole[1]) and torch.equal(continued[2], whole[2])
+
+
+def test_early_stopping_auto_holds_out_for_in_memory_fits_on_small_tables(digits):
+    X, *_ = digits
+    ae = AutoEncoder(2, max_iter=3, random_state=0).fit(X)
+    assert ae.early_stopping_ and len(ae.validation_scores_) == ae.n_iter_ == 3
+    # too few rows to spare a tenth; a chunk of partial_fit is not a data set
+    assert not AutoEncoder(2, max_iter=1, random_state=0).fit(X[:40]).early_stopping_
+    chunked = AutoEncoder(2, random_state=0).partial_fit(X)
+    assert not chunked.early_stopping_ and not hasattr(chunked, "validation_scores_")
+    # more than 10,000 rows: every row is trained on
+    many = AutoEncoder(2, max_iter=1, random_state=0).fit(np.tile(X, (8, 1))[:10_001])
+    assert not many.early_stopping_
+    # an explicit choice is kept
+    assert AutoEncoder(2, max_iter=1, early_stopping=True).fit(X[:40]).early_stopping_
+    assert not AutoEncoder(2, max_iter=1, early_stopping=False).fit(X).early_stopping_
+    with pytest.raises(ValueError, match="early_stopping"):
+        AutoEncoder(early_stopping="sometimes").fit(X)
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer"])
+@pytest.mark.parametrize("Scaler", [StandardScaler, MinMaxScaler])
+def test_defaults_stay_within_2_percent_of_pca_on_small_tables(name, Scaler, global_random_seed):
+    # Measured over splits 0-4 (python -m benchmarks, defaults table): at most 1.006x PCA's
+    # held-out error; without early_stopping="auto" up to 1.55x on iris.
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    for seed in range(5 * global_random_seed, 5 * global_random_seed + 5):
+        X_train, X_test = train_test_split(X, test_size=0.3, random_state=seed, stratify=y)
+        scaler = Scaler().fit(X_train)
+        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        ae = AutoEncoder(n_components=2, random_state=seed).fit(X_train)
+        pca = PCA(2).fit(X_train)
+        ae_error = sse(ae.inverse_transform(ae.transform(X_test)), X_test)
+        pca_error = sse(pca.inverse_transform(pca.transform(X_test)), X_test)
+        assert ae_error <= 1.02 * pca_error, (seed, ae_error / pca_error)

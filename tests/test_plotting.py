@@ -52,7 +52,8 @@ def test_training_curves_hold_the_history(fitted):
 
 def test_training_curves_draw_on_a_given_axis_and_constant_rate(digits):
     X, _ = digits
-    ae = AutoEncoder(2, hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X)
+    ae = AutoEncoder(2, hidden_layer_sizes=(16,), max_iter=3, early_stopping=False, random_state=0)
+    ae.fit(X)
     fig, ax = plt.subplots()
     display = TrainingCurveDisplay.from_estimator(ae, ax=ax, name="mine", log_scale=False)
     assert display.ax_ is ax and display.figure_ is fig

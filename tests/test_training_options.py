@@ -218,7 +218,8 @@ def test_callbacks_that_listen_per_batch_or_per_gradient_still_run(digits01):
         def on_batch_end(self, net, **kwargs):
             counts["end"] += 1
 
-    ae = AutoEncoder(2, max_iter=2, batch_size=500, random_state=0).fit(digits01)
+    ae = AutoEncoder(2, max_iter=2, batch_size=500, early_stopping=False, random_state=0)
+    ae.fit(digits01)
     clip = GradientNormClipping(gradient_clip_value=1e-8)
     ae.net_.callbacks_ += [("counter", Counter()), ("clip", clip)]
     before = [p.detach().clone() for p in ae.module_.parameters()]
