@@ -112,7 +112,7 @@ def search_rows(X):
 def epoch_data(data, n_samples):
     if data:
         with np.load(data) as f:
-            X = f["x_train"][:n_samples].reshape(-1, 784).astype(np.float32) / 255
+            X = f["X_train"][:n_samples].reshape(-1, 784).astype(np.float32) / 255
         return X, (1000, 500, 250), 30
     X = MinMaxScaler().fit_transform(load_digits().data).astype(np.float32)
     return X, (256, 128), 10
@@ -209,6 +209,7 @@ def main(argv=None):
         return worker(args)
     X = MinMaxScaler().fit_transform(load_digits().data)
     search = search_rows(X)
+    print(markdown_table(["backend", "workers", "wall time (s)", "score gap"], search), flush=True)
     training = training_rows(args)
     text = "\n\n".join(
         [
