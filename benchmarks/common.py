@@ -46,11 +46,11 @@ def machine():
     return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def command(argv=None):
-    """The command line that ran ``python -m benchmarks`` with ``argv`` (default: this
+def command(argv=None, program="benchmarks"):
+    """The command line that ran ``python -m <program>`` with ``argv`` (default: this
     process's), as a user would type it."""
     argv = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", "-m", "benchmarks", *argv])
+    return shlex.join(["python", "-m", program, *argv])
 
 
 def code_version():
@@ -80,11 +80,11 @@ def code_version():
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
-def provenance(argv=None):
+def provenance(argv=None, program="benchmarks"):
     """Command, date, machine, versions and code, for the results file."""
     return "\n".join(
         [
-            f"- command: `{command(argv)}`",
+            f"- command: `{command(argv, program)}`",
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
             f"- machine: {machine()}",
             (

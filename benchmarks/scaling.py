@@ -214,7 +214,7 @@ def main(argv=None):
     text = "\n\n".join(
         [
             "## Scaling: searches on joblib's backends, data-parallel training",
-            provenance(argv),
+            provenance(argv, "benchmarks.scaling"),
             (
                 "A 12-candidate `GridSearchCV` (3-fold, 36 fits) of `AutoEncoder(max_iter=30)` "
                 "on min-max scaled digits; the score gap is the largest difference of a "
