@@ -101,6 +101,7 @@ def large_data_rows(args, device):
             hidden_layer_sizes=(64,),
             batch_size=args.batch_size,
             max_iter=1,
+            early_stopping=False,
             device=device,
             random_state=0,
         )
@@ -136,6 +137,7 @@ def path_speed_rows(args, device):
             batch_size=256,
             max_iter=args.epochs + 1,
             data_path=path,
+            early_stopping=False,
             device=device,
             random_state=0,
             tol=0.0,

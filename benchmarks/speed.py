@@ -114,6 +114,7 @@ def skae_fit(X, hidden, k, batch_size, n_epochs, device):
         max_iter=n_epochs,
         tol=0.0,
         n_iter_no_change=10**6,
+        early_stopping=False,  # every row trains, as in the hand loop
         device=device,
         random_state=0,
     )
@@ -152,6 +153,7 @@ def contractive_epochs(X, batch_size, n_epochs, device):
         "batch_size": batch_size,
         "tol": 0.0,
         "n_iter_no_change": 10**6,
+        "early_stopping": False,
         "device": device,
         "random_state": 0,
     }
