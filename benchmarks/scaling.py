@@ -207,10 +207,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    # training first: the search's Dask and Ray processes may outlive their shutdown a while
+    training = training_rows(args)
+    print(markdown_table(["run", "network", "rows", "s per epoch", "loss"], training), flush=True)
     X = MinMaxScaler().fit_transform(load_digits().data)
     search = search_rows(X)
-    print(markdown_table(["backend", "workers", "wall time (s)", "score gap"], search), flush=True)
-    training = training_rows(args)
     text = "\n\n".join(
         [
             "## Scaling: searches on joblib's backends, data-parallel training",
