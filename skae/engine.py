@@ -248,7 +248,11 @@ class TensorBatches:
         for start in range(0, self.n, self.batch_size):
             stop = min(start + self.batch_size, self.n)
             if world_size > 1:
-                rows = torch.arange(start, stop) if order is None else order[start:stop]
+                rows = (
+                    torch.arange(start, stop, device=self.generator.device)
+                    if order is None
+                    else order[start:stop]
+                )
                 yield self.base.take(rows[rank::world_size])
             else:
                 yield self.base.take(slice(start, stop) if order is None else order[start:stop])
@@ -306,7 +310,7 @@ class AutoEncoderNet(NeuralNet):
         (see :meth:`get_dataset`) and weighs each row's loss."""
         self.sample_weight_ = sample_weight
         self.interrupted_ = False
-        rank, self.world_size_ = distributed.world()
+        self.world_size_ = distributed.world()[1]
         if self.world_size_ > 1:
             distributed.broadcast_module(self.module_)  # the same start on every rank
         try:

@@ -53,7 +53,7 @@ AUTO_EARLY_STOPPING_ROWS = (50, 10_000)
 def resolve_early_stopping(early_stopping, n_samples, chunked=False):
     """The ``early_stopping`` parameter as a bool for a fit on ``n_samples`` rows.
 
-    "auto" is True for an in-memory fit on 50 to 10,000 rows and False otherwise; a chunk of
+    "auto" is True for a fit on 50 to 10,000 rows and False otherwise; a chunk of
     ``partial_fit`` (``chunked``) is not a data set to hold rows out of.
     """
     if early_stopping != "auto":
