@@ -47,3 +47,28 @@ def _seeds():
 def pytest_generate_tests(metafunc):
     if "global_random_seed" in metafunc.fixturenames:
         metafunc.parametrize("global_random_seed", _seeds())
+
+
+def search_on_backend(X, backend):
+    """A small GridSearchCV of AutoEncoder with ``n_jobs=1`` and on a joblib ``backend``
+    (``n_jobs=-1``); checks their scores agree and returns nothing."""
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    from skae import AutoEncoder
+
+    grid = {"n_components": [2, 4], "alpha": [0.0, 0.01]}
+
+    def search(n_jobs):
+        model = AutoEncoder(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+        return GridSearchCV(model, grid, cv=2, n_jobs=n_jobs)
+
+    local = search(1).fit(X)
+    with joblib.parallel_backend(backend):
+        remote = search(-1).fit(X)
+    # stated tolerance: float sums may differ with the thread count of a fit; the workers'
+    # single thread and this process's threads give the same scores to 1e-4
+    np.testing.assert_allclose(
+        remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"], rtol=1e-4
+    )
+    assert remote.best_params_ == local.best_params_

@@ -6,15 +6,15 @@ each worker uses one thread per task slot: no oversubscription, and the same flo
 a single-threaded fit.
 """
 
-import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import MinMaxScaler
 
 from skae import AutoEncoder, LinearAE
+
+from .conftest import search_on_backend
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
@@ -48,21 +48,7 @@ def test_workers_train_with_one_torch_thread_per_task_slot(client):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_grid_search_on_dask_matches_n_jobs_1(client, X):
-    grid = {"n_components": [2, 4], "alpha": [0.0, 0.01]}
-
-    def search(n_jobs):
-        model = AutoEncoder(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
-        return GridSearchCV(model, grid, cv=2, n_jobs=n_jobs)
-
-    local = search(1).fit(X)
-    with joblib.parallel_backend("dask"):
-        remote = search(-1).fit(X)
-    # stated tolerance: float sums may differ with the thread count of a fit; here the
-    # workers' single thread and this process's threads give the same scores to 1e-4
-    assert_allclose(
-        remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"], rtol=1e-4
-    )
-    assert remote.best_params_ == local.best_params_
+    search_on_backend(X, "dask")
 
 
 def test_partial_fit_over_the_blocks_of_a_dask_array(X):

@@ -5,15 +5,12 @@ each worker trains on one thread: no oversubscription, and the float sums of a
 single-threaded fit.
 """
 
-import joblib
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import MinMaxScaler
 
-from skae import AutoEncoder
+from .conftest import search_on_backend
 
 ray = pytest.importorskip("ray")
 
@@ -42,17 +39,4 @@ def test_ray_workers_train_with_one_torch_thread(local_ray):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_grid_search_on_ray_matches_n_jobs_1(local_ray):
     X = MinMaxScaler().fit_transform(load_digits().data[:600]).astype(np.float32)
-    grid = {"n_components": [2, 4], "alpha": [0.0, 0.01]}
-
-    def search(n_jobs):
-        model = AutoEncoder(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
-        return GridSearchCV(model, grid, cv=2, n_jobs=n_jobs)
-
-    local = search(1).fit(X)
-    with joblib.parallel_backend("ray"):
-        remote = search(-1).fit(X)
-    # stated tolerance, as for Dask: one thread per worker, the same scores to 1e-4
-    assert_allclose(
-        remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"], rtol=1e-4
-    )
-    assert remote.best_params_ == local.best_params_
+    search_on_backend(X, "ray")
