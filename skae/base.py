@@ -539,7 +539,7 @@ class BaseAutoEncoder(
         X = check_X(self, X, reset=first_fit, training=True)
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
-        seeds = distributed.agree(named_seeds(self.random_state), X)
+        seeds = distributed.agree(self, named_seeds(self.random_state), X)
         if first_fit:
             self._resolve_early_stopping(X.shape[0])
         module = self._init_module(X, seeds, sample_weight) if first_fit else None
@@ -576,7 +576,7 @@ class BaseAutoEncoder(
         X = check_X(self, X, reset=first_fit, training=True)
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
-        seeds = distributed.agree(named_seeds(self.random_state), X)
+        seeds = distributed.agree(self, named_seeds(self.random_state), X)
         if first_fit:
             self._resolve_early_stopping(X.shape[0], chunked=True)
         module = self._init_module(X, seeds, sample_weight) if first_fit else None

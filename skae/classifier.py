@@ -332,7 +332,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         X, y, sample_weight = check_weights(X, y, sample_weight)
         # the nested autoencoder's seed is drawn after those of the classifier's own training
         seeds = distributed.agree(
-            named_seeds(self.random_state, (*SEED_NAMES, "autoencoder")), X, y
+            self, named_seeds(self.random_state, (*SEED_NAMES, "autoencoder")), X, y
         )
         module = None
         if not continuing:

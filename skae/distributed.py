@@ -6,8 +6,10 @@ same script on the same data, and each skae ``fit`` or ``partial_fit`` trains da
 as soon as the default process group has more than one process:
 
 - the processes agree first: rank 0's seeds are used everywhere (so ``random_state=None``
-  works too), its initial weights are broadcast, and a rank whose data differ (another
-  shape, other rows) makes every rank raise the same ``ValueError``;
+  works too), its initial weights are broadcast, and a rank whose estimator or data differ
+  (other parameters; another shape, other rows) makes every rank raise the same
+  ``ValueError``. Ranks that should fit estimators of their own do it within
+  ``with data_parallel(False):``;
 - every epoch's batches are those of a one-process fit with the same ``batch_size`` (the
   global batch); rank ``r`` computes rows ``r, r + N, r + 2N, ...`` of each, and one
   all-reduce per step sums the gradients, each rank's weighted by its share of the
@@ -29,16 +31,37 @@ that fails ends the job (``torchrun`` stops the others); a rank that hangs is bo
 the process group's ``timeout``.
 """
 
+import contextlib
+import contextvars
+from numbers import Number
+
 import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["world"]
+__all__ = ["data_parallel", "world"]
+
+_ENABLED = contextvars.ContextVar("skae_data_parallel", default=True)
+
+
+@contextlib.contextmanager
+def data_parallel(enabled=True):
+    """Within ``with data_parallel(False):``, fits in a process group train alone.
+
+    For ranks that fit estimators of their own (another candidate, another shard of a
+    search) while a process group exists; data-parallel training is the default.
+    """
+    token = _ENABLED.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
 
 
 def world():
-    """``(rank, world_size)`` of the default process group, ``(0, 1)`` outside one."""
-    if dist.is_available() and dist.is_initialized():
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` outside one or
+    within ``data_parallel(False)``."""
+    if _ENABLED.get() and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -50,23 +73,45 @@ def _fingerprint(X):
     return (tuple(np.shape(X)), float(np.nansum(sample)), float(np.nansum(sample**2)))
 
 
-def agree(seeds, X, y=None):
-    """Rank 0's ``seeds`` on every rank, after checking that every rank has the same data.
+def _settings(estimator):
+    """The estimator's class and the parameters that shape its training: numbers,
+    strings and tuples (not ``verbose``: a rank may report alone; nor objects such as
+    callbacks, which ranks may hold of their own)."""
+    plain = (Number, str, tuple)
+    params = estimator.get_params(deep=False)
+    return type(estimator).__name__, sorted(
+        (name, repr(value))
+        for name, value in params.items()
+        if isinstance(value, plain) and name != "verbose"
+    )
+
+
+def agree(estimator, seeds, X, y=None):
+    """Rank 0's ``seeds`` on every rank, after checking that every rank fits the same
+    estimator on the same data.
 
     Outside a process group of several processes, ``seeds`` unchanged.
     """
     rank, size = world()
     if size == 1:
         return seeds
-    mine = (_fingerprint(X), None if y is None else _fingerprint(np.asarray(y)), seeds)
+    data = (_fingerprint(X), None if y is None else _fingerprint(np.asarray(y)))
     everyone = [None] * size
-    dist.all_gather_object(everyone, mine)
-    differing = [r for r, theirs in enumerate(everyone) if theirs[:2] != everyone[0][:2]]
+    dist.all_gather_object(everyone, (_settings(estimator), data, seeds))
+    hint = " Fits of their own on each rank go inside skae.distributed.data_parallel(False)."
+    differing = [r for r, theirs in enumerate(everyone) if theirs[0] != everyone[0][0]]
+    if differing:
+        raise ValueError(
+            f"Data-parallel training needs the same estimator on every rank: ranks "
+            f"{differing} fit a {everyone[differing[0]][0][0]} with other parameters than "
+            f"rank 0's {everyone[0][0][0]}." + hint
+        )
+    differing = [r for r, theirs in enumerate(everyone) if theirs[1] != everyone[0][1]]
     if differing:
         raise ValueError(
             f"Data-parallel training needs the same X (and y) on every rank: ranks "
-            f"{differing} passed data that differ from rank 0's (shape {everyone[0][0][0]}). "
-            "Pass every process the whole data set; skae splits each batch between ranks."
+            f"{differing} passed data that differ from rank 0's (shape {everyone[0][1][0][0]}). "
+            "Pass every process the whole data set; skae splits each batch between ranks." + hint
         )
     return everyone[0][2]
 

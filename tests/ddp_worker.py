@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from skae import AutoEncoder, EncoderClassifier, StackedAE, VariationalAE
+from skae.distributed import data_parallel
 
 MODELS = {
     "autoencoder": lambda: AutoEncoder(
@@ -86,6 +87,8 @@ def main():
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--other-data-rank", type=int, default=-1)
+    parser.add_argument("--other-params-rank", type=int, default=-1)
+    parser.add_argument("--independent", action="store_true", help="data_parallel(False)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
@@ -93,10 +96,13 @@ def main():
     X, y = data()
     if rank == args.other_data_rank:
         X = X[::-1].copy()
+    original = MODELS[args.model]
     if rank == args.fail_rank:
-        original = MODELS[args.model]
         MODELS[args.model] = lambda: original().set_params(callbacks=[FailAt(2)])
-    _, result = fitted(args.model, X, y)
+    if rank == args.other_params_rank:
+        MODELS[args.model] = lambda: original().set_params(alpha=0.5)
+    with data_parallel(not args.independent):
+        _, result = fitted(args.model, X, y)
     np.savez(os.path.join(args.out, f"rank{rank}.npz"), **result)
     dist.barrier()  # no rank closes its connections while another still uses them
     dist.destroy_process_group()

@@ -80,10 +80,24 @@ def test_ranks_agree_on_seeds_and_draws(tmp_path):
     assert np.isfinite(first["loss"]).all()
 
 
-def test_ranks_with_different_data_are_refused(tmp_path):
+def test_ranks_with_different_data_or_estimators_are_refused(tmp_path):
     run = torchrun(tmp_path, "autoencoder", "--other-data-rank", "1")
     assert run.returncode != 0
     assert "needs the same X (and y) on every rank: ranks [1]" in run.stderr
+    run = torchrun(tmp_path, "autoencoder", "--other-params-rank", "1")
+    assert run.returncode != 0
+    assert "needs the same estimator on every rank: ranks [1] fit a AutoEncoder" in run.stderr
+
+
+def test_ranks_fit_alone_within_data_parallel_false(tmp_path, one_thread):
+    # each rank its own data: no agreement, no all-reduce, each the one-process fit
+    run = torchrun(tmp_path, "autoencoder", "--other-data-rank", "1", "--independent")
+    assert run.returncode == 0, run.stderr[-3000:]
+    first, second = ranks(tmp_path)
+    X, y = ddp_worker.data()
+    _, alone = ddp_worker.fitted("autoencoder", X, y)
+    assert_array_equal(first["outputs"], alone["outputs"])
+    assert not np.allclose(second["outputs"], first["outputs"])
 
 
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
