@@ -540,11 +540,17 @@ class BaseAutoEncoder(
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
         seeds = distributed.agree(self, named_seeds(self.random_state), X)
+        previous = self.__dict__.get("early_stopping_")
         if first_fit:
             self._resolve_early_stopping(X.shape[0])
-        module = self._init_module(X, seeds, sample_weight) if first_fit else None
-        rows, weights = self._training_rows(X, sample_weight)
-        self._train(rows, module=module, seeds=seeds, sample_weight=weights)
+        try:
+            module = self._init_module(X, seeds, sample_weight) if first_fit else None
+            rows, weights = self._training_rows(X, sample_weight)
+            self._train(rows, module=module, seeds=seeds, sample_weight=weights)
+        except BaseException:
+            if previous is not None:  # a failed refit keeps the fitted model: its setting too
+                self.early_stopping_ = previous
+            raise
         self._after_fit(X, sample_weight)
         return self
 

@@ -66,11 +66,11 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
     max_iter : int, default=200
         Maximum number of epochs (passes over the data; for L-BFGS, steps of up to 20
         iterations). 0 keeps the initial weights.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default=False
         Hold out a stratified ``validation_fraction`` of the data, stop when its loss has
         not improved by ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the
         best weights. Without it, training stops when the training loss stalls in the same
-        way.
+        way. "auto" as in :class:`AutoEncoder`.
     validation_fraction : float, default=0.1
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10

@@ -21,9 +21,12 @@ as soon as the default process group has more than one process:
 
 The random draws of training (denoising noise, a VAE's samples, dropout) come from
 generators seeded per rank, so they differ from a one-process fit's draws while having the
-same distribution; without them the fit matches a one-process fit up to the order of
-floating-point sums. Full-batch solvers (L-BFGS, LinearAE's EM) are not split: every rank
-runs the same computation on the whole data.
+same distribution; validation draws are the same on every rank. Without random draws the
+fit matches a one-process fit up to the order of floating-point sums, except for what
+depends on the batch as a whole beyond its mean loss: ``SparseAE(sparsity="kl")`` penalises
+the mean activation of each rank's rows, a noisier estimate than the whole batch's.
+Full-batch solvers (L-BFGS, LinearAE's EM) are not split: every rank runs the same
+computation, with the same draws, on the whole data.
 
 Processes share nothing but these collectives, so the data may live where every node can
 read it (a memmap on shared storage: each rank reads only its rows of each batch). A rank
@@ -49,7 +52,9 @@ def data_parallel(enabled=True):
     """Within ``with data_parallel(False):``, fits in a process group train alone.
 
     For ranks that fit estimators of their own (another candidate, another shard of a
-    search) while a process group exists; data-parallel training is the default.
+    search) while a process group exists; data-parallel training is the default. The
+    setting holds in the calling thread (a context variable: threads started inside do not
+    inherit it).
     """
     token = _ENABLED.set(bool(enabled))
     try:
@@ -68,6 +73,9 @@ def world():
 
 def _fingerprint(X):
     """A cheap summary of X that differs, in practice, between different data."""
+    X = np.asarray(X) if not hasattr(X, "shape") else X
+    if X.dtype.kind not in "biuf":  # labels: strings, objects
+        X = np.unique(X, return_inverse=True)[1]
     n = len(X)
     sample = np.asarray(X[:: max(1, n // 64)][:64], dtype=np.float64)
     return (tuple(np.shape(X)), float(np.nansum(sample)), float(np.nansum(sample**2)))
@@ -75,14 +83,14 @@ def _fingerprint(X):
 
 def _settings(estimator):
     """The estimator's class and the parameters that shape its training: numbers,
-    strings and tuples (not ``verbose``: a rank may report alone; nor objects such as
-    callbacks, which ranks may hold of their own)."""
+    strings and tuples (not ``verbose``: a rank may report alone; not ``device``: each
+    rank its GPU; nor objects such as callbacks, which ranks may hold of their own)."""
     plain = (Number, str, tuple)
     params = estimator.get_params(deep=False)
     return type(estimator).__name__, sorted(
         (name, repr(value))
         for name, value in params.items()
-        if isinstance(value, plain) and name != "verbose"
+        if isinstance(value, plain) and name not in ("verbose", "device")
     )
 
 
@@ -95,7 +103,7 @@ def agree(estimator, seeds, X, y=None):
     rank, size = world()
     if size == 1:
         return seeds
-    data = (_fingerprint(X), None if y is None else _fingerprint(np.asarray(y)))
+    data = (_fingerprint(X), None if y is None else _fingerprint(y))
     everyone = [None] * size
     dist.all_gather_object(everyone, (_settings(estimator), data, seeds))
     hint = " Fits of their own on each rank go inside skae.distributed.data_parallel(False)."
@@ -114,6 +122,15 @@ def agree(estimator, seeds, X, y=None):
             "Pass every process the whole data set; skae splits each batch between ranks." + hint
         )
     return everyone[0][2]
+
+
+def all_true(flag):
+    """Whether ``flag`` holds on every rank."""
+    if world()[1] == 1:
+        return bool(flag)
+    value = torch.tensor([int(bool(flag))])
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
 
 
 def broadcast_module(module):
@@ -147,7 +164,19 @@ def all_reduce_step(params, loss, n_rows):
         count = g.numel()
         p.grad = flat[offset : offset + count].view_as(p).to(p.dtype)
         offset += count
-    return flat[offset], total
+    return flat[offset], total.to(torch.float64)
+
+
+def trained_params(params):
+    """The parameters that get a gradient on some rank (after a first backward pass):
+    those without on every rank (frozen, unused by the objective) are left out of the
+    all-reduce, so the optimizer skips them as in a one-process step."""
+    params = list(params)
+    if not params:
+        return params
+    used = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)
+    dist.all_reduce(used, op=dist.ReduceOp.MAX)
+    return [p for p, u in zip(params, used.tolist(), strict=True) if u]
 
 
 def rank_seed(seed, rank):

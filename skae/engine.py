@@ -311,6 +311,7 @@ class AutoEncoderNet(NeuralNet):
         self.sample_weight_ = sample_weight
         self.interrupted_ = False
         self.world_size_ = distributed.world()[1]
+        self.trained_params_ = None
         if self.world_size_ > 1:
             distributed.broadcast_module(self.module_)  # the same start on every rank
         try:
@@ -326,8 +327,10 @@ class AutoEncoderNet(NeuralNet):
             raise
         finally:
             del self.sample_weight_  # the data's, not the net's: never pickled with it
+            self.trained_params_ = None
 
     world_size_ = 1  # processes training together (see fit_loop and skae.distributed)
+    trained_params_ = None  # data-parallel: the parameters whose gradients are all-reduced
 
     def get_iterator(self, dataset, training=False):
         """skorch's iterator; in data-parallel training, the training batches' share of this
@@ -369,8 +372,12 @@ class AutoEncoderNet(NeuralNet):
                 if n_rows
                 else {"loss": torch.zeros((), device=self.device), "y_pred": None}
             )
-            params = [p for group in self.optimizer_.param_groups for p in group["params"]]
-            step["loss"], step["size"] = distributed.all_reduce_step(params, step["loss"], n_rows)
+            if self.trained_params_ is None:  # once per fit: the same on every rank
+                params = [p for group in self.optimizer_.param_groups for p in group["params"]]
+                self.trained_params_ = distributed.trained_params(params)
+            step["loss"], step["size"] = distributed.all_reduce_step(
+                self.trained_params_, step["loss"], n_rows
+            )
         else:
             step = self.train_step_single(batch, **fit_params)
         taken = getattr(self, "steps_taken_", 0)
@@ -452,9 +459,19 @@ class AutoEncoderNet(NeuralNet):
             iterator.reseed(seed + epoch)
         if self.sampling_ is not None and self.sampling_[0] is not None:
             generator, sampling_seed = self.sampling_
-            rank, world_size = distributed.world() if self.world_size_ > 1 else (0, 1)
+            # data-parallel: each rank samples for its own rows; unsplit (L-BFGS), every
+            # rank computes the same batch and draws alike
+            rank, world_size = getattr(iterator, "shard", (0, 1))
             seed = sampling_seed + epoch
             generator.manual_seed(rank_seed(seed, rank) if world_size > 1 else seed)
+
+    def _reseed_validation(self, epoch):
+        """Data-parallel: every rank evaluates the whole validation split, with the same
+        draws (a VAE's samples, a random projection), so the ranks see one validation loss
+        and take the same early-stopping and schedule decisions."""
+        if self.world_size_ > 1 and self.sampling_ is not None and self.sampling_[0] is not None:
+            generator, sampling_seed = self.sampling_
+            generator.manual_seed(rank_seed(sampling_seed + epoch, self.world_size_))
 
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):
@@ -463,6 +480,8 @@ class AutoEncoderNet(NeuralNet):
         path = self.dataset
         if path is auto_dataset:  # decided here, so that data_path_ is known if it fails
             resident = fits_on_device(X, self.device, params.get("dtype", torch.float32))
+            if self.world_size_ > 1:  # one path for all, so that all draw the same order
+                resident = distributed.all_true(resident)
             path = DeviceTensors if resident else HostArrays
         self.data_path_ = "resident" if path.resident else "streamed"
         weight = getattr(self, "sample_weight_", None)
@@ -484,6 +503,8 @@ class AutoEncoderNet(NeuralNet):
             # a checkpoint's history was loaded (skorch's LoadInitState) or a copy restored
             self.steps_taken_ = sum(e.get("train_batch_count", 0) for e in self.history[:-1])
             self._reseed(iterator, epoch=len(self.history) - 1)
+        else:
+            self._reseed_validation(epoch=len(self.history) - 1)
         self._set_training(training)
         for batch in iterator:
             if listening:
@@ -495,7 +516,7 @@ class AutoEncoderNet(NeuralNet):
             if listening:
                 self.notify("on_batch_end", batch=batch, training=training, **step)
             batch_count += 1
-        n_samples = int(n_samples)
+        n_samples = int(round(float(n_samples)))
         if not listening:
             # one record for the epoch in place of one per batch, for skorch's callbacks
             # that read the last batch's (Checkpoint names its files from it)

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import distributed
 from .autoencoder import AutoEncoder
 from .base import BaseAutoEncoder, check_magnitude, check_weights, fitted_copy, output_dtype
 from .training import named_seeds
@@ -180,7 +181,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype="numeric")
         check_magnitude(X, torch.float32)  # the training precision of skae's networks
         X, _, weights = check_weights(X, None, sample_weight)
-        seed = named_seeds(self.random_state, ("autoencoder",))["autoencoder"]
+        seeds = distributed.agree(self, named_seeds(self.random_state, ("autoencoder",)), X)
+        seed = seeds["autoencoder"]
         if self.score_by == "likelihood" and not hasattr(self._model(), "score_samples"):
             raise ValueError(
                 f"score_by='likelihood' uses the model's score_samples, which "

@@ -95,9 +95,9 @@ class StackedAE(AutoEncoder):
         Hold out ``validation_fraction`` of the data, stop when its loss has not improved by
         ``tol`` (relative) for ``n_iter_no_change`` epochs, and restore the best weights.
         Without it, training stops when the training loss stalls in the same way. "auto"
-        holds out for a ``fit`` on 50 to 10,000 rows, where a network overfits
-        small tables, and trains on every row otherwise (``partial_fit`` never holds out);
-        ``early_stopping_`` says what a fit did.
+        holds out for a ``fit`` on 50 to 10,000 rows, where a network overfits small
+        tables, and trains on every row otherwise (a first ``partial_fit`` never holds
+        out); ``early_stopping_`` says what a fit did.
     validation_fraction : float, default=0.1
         Fraction held out for early stopping.
     n_iter_no_change : int, default=10

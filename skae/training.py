@@ -20,6 +20,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
+from .distributed import world
 from .engine import DATA_PATHS, AutoEncoderNet
 from .modules import dropout_hooks
 
@@ -330,7 +331,8 @@ def fit_net(
             )
     except torch.OutOfMemoryError as error:
         device = resolve_device(settings["device"])
-        if initial is None or error.data_path != "resident":
+        # data-parallel: one rank cannot start again alone while the others train on
+        if initial is None or error.data_path != "resident" or world()[1] > 1:
             raise MemoryError(
                 f"{device} ran out of memory while training (data_path="
                 f"{settings['data_path']!r}, batch_size={settings['batch_size']!r}): lower "

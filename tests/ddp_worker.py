@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
-from skae import AutoEncoder, EncoderClassifier, StackedAE, VariationalAE
+from skae import AutoEncoder, EncoderClassifier, OutlierDetector, StackedAE, VariationalAE
 from skae.distributed import data_parallel
 
 MODELS = {
@@ -40,8 +40,19 @@ MODELS = {
         batch_size=64,
         random_state=0,
     ),
+    # validation draws (the ELBO's samples) must be the same on every rank, or early
+    # stopping and the adaptive schedule would decide apart
     "vae": lambda: VariationalAE(
-        n_components=2, hidden_layer_sizes=(16,), max_iter=3, random_state=0
+        n_components=2,
+        hidden_layer_sizes=(16,),
+        max_iter=12,
+        early_stopping=True,
+        n_iter_no_change=2,
+        learning_rate="adaptive",
+        random_state=0,
+    ),
+    "detector": lambda: OutlierDetector(
+        AutoEncoder(n_components=2, hidden_layer_sizes=(16,), max_iter=3)
     ),
 }
 
@@ -54,8 +65,15 @@ def data():
 def fitted(model, X, y):
     """What a fit leaves, as arrays: the codes, the loss curve, the number of epochs."""
     estimator = MODELS[model]()
+    if isinstance(estimator, OutlierDetector):
+        estimator.fit(X)
+        return estimator, {
+            "outputs": estimator.decision_function(X),
+            "loss": np.asarray(estimator.autoencoder_.loss_curve_),
+            "n_iter": estimator.autoencoder_.n_iter_,
+        }
     if isinstance(estimator, EncoderClassifier):
-        estimator.fit(X, y)
+        estimator.fit(X, np.array([f"digit {label}" for label in y]))  # labels of any type
         return estimator, {
             "outputs": estimator.predict_proba(X),
             "loss": np.asarray(estimator.loss_curve_),
@@ -66,6 +84,7 @@ def fitted(model, X, y):
     return estimator, {
         "outputs": outputs,
         "loss": np.asarray(estimator.loss_curve_),
+        "validation": np.asarray(getattr(estimator, "validation_scores_", [])),
         "n_iter": estimator.n_iter_,
     }
 
