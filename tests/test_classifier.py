@@ -19,7 +19,7 @@ from sklearn.utils.estimator_checks import (
     check_supervised_y_2d,
 )
 
-from skae import LinearAE
+from skae import AutoEncoder, LinearAE
 from skae.classifier import EncoderClassifier
 from skae.stacked import StackedAE
 
@@ -188,3 +188,13 @@ def test_fine_tunes_on_the_gpu_from_a_cpu_autoencoder(digits):
     assert next(clf.module_.parameters()).is_cuda
     assert not next(ae.module_.parameters()).is_cuda
     assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_auto_early_stopping_needs_a_held_out_row_per_class(digits):
+    X, _, y, _ = digits
+    small = {"autoencoder": AutoEncoder(4, max_iter=1), "max_iter": 2, "random_state": 0}
+    # 60 rows of 10 classes: 6 held out cannot hold every class, so nothing is held out
+    clf = EncoderClassifier(early_stopping="auto", **small).fit(X[:60], y[:60])
+    assert not clf.early_stopping_
+    clf = EncoderClassifier(early_stopping="auto", **small).fit(X[:400], y[:400])
+    assert clf.early_stopping_ and len(clf.validation_scores_) == clf.n_iter_
