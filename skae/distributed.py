@@ -128,7 +128,9 @@ def all_true(flag):
     """Whether ``flag`` holds on every rank."""
     if world()[1] == 1:
         return bool(flag)
-    value = torch.tensor([int(bool(flag))])
+    # NCCL reduces CUDA tensors only (the device torch.cuda.set_device chose)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([int(bool(flag))], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
     return bool(value.item())
 
@@ -150,7 +152,7 @@ def all_reduce_step(params, loss, n_rows):
     One all-reduce of one flat buffer per step."""
     params = list(params)
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    device, dtype = params[0].device, params[0].dtype
+    device, dtype = (params[0].device, params[0].dtype) if params else (loss.device, loss.dtype)
     flat = torch.cat(
         [g.reshape(-1).to(dtype) * n_rows for g in grads]
         + [loss.detach().reshape(1).to(device, dtype) * n_rows]
