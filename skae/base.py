@@ -15,6 +15,7 @@ input noise), ``_check_data``, ``_training_rows`` and ``_after_fit``; none copie
 
 import copy
 import copyreg
+import math
 import warnings
 from numbers import Integral
 from typing import ClassVar
@@ -157,10 +158,13 @@ class NeuralNetMixin:
         )
         return {**settings, "warmup_steps": self._warmup_steps}
 
-    def _resolve_early_stopping(self, n_samples, chunked=False):
+    def _resolve_early_stopping(self, n_samples, chunked=False, n_classes=1):
         """Set ``early_stopping_``, the parameter resolved for a new fit on ``n_samples``
-        rows (see :func:`~skae.training.resolve_early_stopping`)."""
-        self.early_stopping_ = resolve_early_stopping(self.early_stopping, n_samples, chunked)
+        rows of ``n_classes`` classes (see :func:`~skae.training.resolve_early_stopping`)."""
+        n_held_out = math.ceil(self.validation_fraction * n_samples)
+        self.early_stopping_ = resolve_early_stopping(
+            self.early_stopping, n_samples, chunked, n_held_out, n_classes
+        )
 
     def __sklearn_is_fitted__(self):
         # Hooks set fitted attributes (data ranges, pretrained layers) before training;

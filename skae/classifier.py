@@ -1,7 +1,6 @@
 """Supervised fine-tuning: a softmax layer on a pretrained encoder, trained with labels."""
 
 import copy
-import math
 from numbers import Real
 from typing import ClassVar
 
@@ -337,10 +336,9 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         )
         module = None
         if not continuing:
-            self._resolve_early_stopping(X.shape[0], chunked=epochs == 1)
-            held_out = math.ceil(self.validation_fraction * X.shape[0])
-            if self.early_stopping == "auto" and held_out < len(labels.classes_):
-                self.early_stopping_ = False  # too few rows for a stratified hold-out
+            self._resolve_early_stopping(
+                X.shape[0], chunked=epochs == 1, n_classes=len(labels.classes_)
+            )
             self.classes_ = labels.classes_
             self.autoencoder_ = self._fitted_autoencoder(X, seeds["autoencoder"], sample_weight)
             module = self._init_module(seeds)

@@ -73,7 +73,7 @@ def world():
 
 def _fingerprint(X):
     """A cheap summary of X that differs, in practice, between different data."""
-    X = np.asarray(X) if not hasattr(X, "shape") else X
+    X = np.asarray(X)
     if X.dtype.kind not in "biuf":  # labels: strings, objects
         X = np.unique(X, return_inverse=True)[1]
     n = len(X)

@@ -311,7 +311,6 @@ class AutoEncoderNet(NeuralNet):
         self.sample_weight_ = sample_weight
         self.interrupted_ = False
         self.world_size_ = distributed.world()[1]
-        self.trained_params_ = None
         if self.world_size_ > 1:
             distributed.broadcast_module(self.module_)  # the same start on every rank
         try:
@@ -457,7 +456,7 @@ class AutoEncoderNet(NeuralNet):
         seed = self.get_params_for("iterator_train").get("seed")
         if seed is not None and hasattr(iterator, "reseed"):
             iterator.reseed(seed + epoch)
-        if self.sampling_ is not None and self.sampling_[0] is not None:
+        if self._lent_sampling():
             generator, sampling_seed = self.sampling_
             # data-parallel: each rank samples for its own rows; unsplit (L-BFGS), every
             # rank computes the same batch and draws alike
@@ -469,9 +468,12 @@ class AutoEncoderNet(NeuralNet):
         """Data-parallel: every rank evaluates the whole validation split, with the same
         draws (a VAE's samples, a random projection), so the ranks see one validation loss
         and take the same early-stopping and schedule decisions."""
-        if self.world_size_ > 1 and self.sampling_ is not None and self.sampling_[0] is not None:
+        if self.world_size_ > 1 and self._lent_sampling():
             generator, sampling_seed = self.sampling_
             generator.manual_seed(rank_seed(sampling_seed + epoch, self.world_size_))
+
+    def _lent_sampling(self):
+        return self.sampling_ is not None and self.sampling_[0] is not None
 
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):

@@ -51,16 +51,18 @@ TRAINING_CONSTRAINTS = {
 AUTO_EARLY_STOPPING_ROWS = (50, 10_000)
 
 
-def resolve_early_stopping(early_stopping, n_samples, chunked=False):
+def resolve_early_stopping(early_stopping, n_samples, chunked=False, n_held_out=None, n_classes=1):
     """The ``early_stopping`` parameter as a bool for a fit on ``n_samples`` rows.
 
     "auto" is True for a fit on 50 to 10,000 rows and False otherwise; a chunk of
-    ``partial_fit`` (``chunked``) is not a data set to hold rows out of.
+    ``partial_fit`` (``chunked``) is not a data set to hold rows out of, and a stratified
+    split of ``n_held_out`` rows must hold one of each of ``n_classes`` classes.
     """
     if early_stopping != "auto":
         return bool(early_stopping)
     low, high = AUTO_EARLY_STOPPING_ROWS
-    return not chunked and low <= n_samples <= high
+    stratifiable = n_held_out is None or n_held_out >= n_classes
+    return not chunked and low <= n_samples <= high and stratifiable
 
 
 # What the seeds of one training run are for, in the order they are drawn: the initial
