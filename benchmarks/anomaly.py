@@ -55,6 +55,7 @@ def detectors(n_components, hidden, max_iter, seed, image_shape=None):
         "random_state": seed,
     }
     found = {
+        "skae OutlierDetector()": skae.OutlierDetector(random_state=seed),
         "skae AutoEncoder": skae.OutlierDetector(skae.AutoEncoder(**common)),
         "skae DenoisingAE": skae.OutlierDetector(
             skae.DenoisingAE(noise="gaussian", noise_level=0.3, **common)

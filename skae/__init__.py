@@ -3,7 +3,7 @@
 from . import persistence as persistence
 from . import plotting as plotting
 from ._version import __version__ as __version__
-from .architectures import MLP, ConvNet
+from .architectures import MLP, ConvNet, MLPEnsemble
 from .autoencoder import AutoEncoder, LinearAE
 from .classifier import EncoderClassifier
 from .denoising import DenoisingAE
@@ -20,6 +20,7 @@ __all__ = [
     "EncoderClassifier",
     "LinearAE",
     "MLP",
+    "MLPEnsemble",
     "OutlierDetector",
     "SparseAE",
     "StackedAE",

@@ -402,3 +402,86 @@ class CodeClassifier(nn.Module):
 
     def forward(self, x):
         return self.head(encode(self.autoencoder, x))
+
+
+class GroupedLinear(nn.Module):
+    """``n_groups`` independent linear layers applied in one batched product.
+
+    ``forward`` maps ``(n_groups, n, in_features)`` to ``(n_groups, n, out_features)``:
+    group ``g``'s rows go through its own weight ``weight[g]`` and bias ``bias[g]``
+    (``torch.baddbmm``), so that several small networks train in one pass instead of a
+    Python loop over them.
+    """
+
+    def __init__(self, n_groups, in_features, out_features):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(n_groups, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(n_groups, 1, out_features))
+
+    def init_weights(self, generator, activation):
+        """Each group's weights as :func:`init_weights` draws a ``Linear`` layer's; zero
+        biases."""
+        bound = _GAINS[activation] * math.sqrt(3.0 / self.in_features)
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound, generator=generator)
+            self.bias.zero_()
+
+    def forward(self, x):
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleModule(nn.Module):
+    """``n_members`` MLP autoencoders side by side, trained in one batched pass.
+
+    Each member maps ``n_features -> *hidden -> k -> *reversed(hidden) -> n_features`` with
+    its own weights (:class:`GroupedLinear` layers). The module contract sees one
+    autoencoder: ``encode(x)`` is the members' codes side by side, ``(n, n_members * k)``;
+    ``decode(z)`` the mean of the members' reconstructions. ``decode_members(z)`` keeps
+    them apart, ``(n_members, n, n_features)``: the objectives train on it when a module has
+    it, so that each member minimises its own loss (their mean), as if trained alone.
+    """
+
+    def __init__(self, n_members, n_features, hidden_layer_sizes, member_components, activation):
+        super().__init__()
+        self.n_members = n_members
+        self.member_components = member_components
+        self.activation = activation
+        sizes = [n_features, *hidden_layer_sizes, member_components]
+
+        def stack(sizes):
+            layers = []
+            for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+                layers.append(GroupedLinear(n_members, n_in, n_out))
+                if i < len(sizes) - 2:
+                    layers.append(ACTIVATIONS[activation]())
+            return nn.Sequential(*layers)
+
+        self.encoder = stack(sizes)
+        self.decoder = stack(sizes[::-1])
+
+    def init_weights(self, generator):
+        for layer in self.modules():
+            if isinstance(layer, GroupedLinear):
+                layer.init_weights(generator, self.activation)
+        return self
+
+    def encode_members(self, x):
+        """The members' codes, ``(n_members, n, k)``."""
+        return self.encoder(x.expand(self.n_members, *x.shape))
+
+    def encode(self, x):
+        z = self.encode_members(x)
+        return z.transpose(0, 1).reshape(len(x), -1)
+
+    def decode_members(self, z):
+        """Each member's reconstruction of its own part of the codes ``z`` (as
+        :meth:`encode` lays them out), ``(n_members, n, n_features)``."""
+        z = z.reshape(len(z), self.n_members, self.member_components).transpose(0, 1)
+        return self.decoder(z)
+
+    def decode(self, z):
+        return self.decode_members(z).mean(dim=0)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))

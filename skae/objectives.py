@@ -191,7 +191,10 @@ class Reconstruction(nn.Module):
 
     def forward(self, module, x, target, weight=None):
         z = encode(module, x)
-        loss = weighted_mean(self.likelihood.loss(module.decode(z), target), weight)
+        # an ensemble's members each minimise their own loss (the mean over members), not
+        # the loss of their mean reconstruction, which would let them share the work
+        decode = getattr(module, "decode_members", module.decode)
+        loss = weighted_mean(self.likelihood.loss(decode(z), target), weight)
         penalty = self.penalty(module, x, z, weight)
         return loss if penalty is None else loss + penalty
 

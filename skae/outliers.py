@@ -1,23 +1,69 @@
-"""Anomaly detection by reconstruction: an outlier detector on any autoencoder, or PCA."""
+"""Anomaly detection by autoencoders: an outlier detector on any autoencoder, or PCA."""
 
+import math
 from numbers import Real
 from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import distributed
+from .architectures import MLPEnsemble
 from .autoencoder import AutoEncoder
 from .base import BaseAutoEncoder, check_magnitude, check_weights, fitted_copy, output_dtype
+from .detection import MAD_TO_STD, Calibrated, CodeIsolation, CodeNeighbours, Tails
 from .training import named_seeds
 
 # The robust z-score below the median beyond which contamination="auto" flags a row.
 AUTO_Z = 3.0
-# The MAD of a normal distribution is 0.6745 of its standard deviation.
-MAD_TO_STD = 1.4826
+
+# The default model: an ensemble of small autoencoders, each with a code of about
+# sqrt(n_features) values, trained for a budget of steps whatever the data's size.
+N_MEMBERS = 8
+TRAINING_STEPS = 150
+BATCH_SIZE = 128
+
+
+def member_code_width(n_features):
+    """The code of one member of the default ensemble: ``ceil(sqrt(n_features))`` values,
+    never as many as the features (but for a single feature)."""
+    return max(1, min(n_features - 1, math.ceil(math.sqrt(n_features))))
+
+
+def default_model(n_samples, n_features):
+    """The default model of :class:`OutlierDetector`: standardised features, then an
+    :class:`~skae.MLPEnsemble` of ``N_MEMBERS`` autoencoders trained for about
+    ``TRAINING_STEPS`` steps of ``BATCH_SIZE`` rows (at least one epoch)."""
+    batch_size = min(BATCH_SIZE, n_samples)
+    steps_per_epoch = math.ceil(n_samples / batch_size)
+    return Pipeline(
+        [
+            ("scaler", StandardScaler()),
+            (
+                "autoencoder",
+                AutoEncoder(
+                    n_components=N_MEMBERS * member_code_width(n_features),
+                    module=MLPEnsemble(n_members=N_MEMBERS),
+                    batch_size=batch_size,
+                    learning_rate_init=3e-3,
+                    alpha=0.0,
+                    max_iter=max(1, math.ceil(TRAINING_STEPS / steps_per_epoch)),
+                    early_stopping=False,
+                ),
+            ),
+        ]
+    )
+
+
+def n_code_blocks(model):
+    """How many members' codes a fitted model's ``transform`` lays side by side."""
+    last = model[-1] if isinstance(model, Pipeline) else model
+    return getattr(getattr(last, "module_", None), "n_members", 1)
 
 
 def weighted_percentile(values, weights, q):
@@ -31,29 +77,50 @@ def weighted_percentile(values, weights, q):
 
 
 class OutlierDetector(OutlierMixin, BaseEstimator):
-    """Outlier detection by reconstruction, on any skae autoencoder or PCA-like transformer.
+    """Outlier detection by autoencoders: on skae's ensemble by default, or on any skae
+    autoencoder or PCA-like transformer.
 
-    A row is the more anomalous the worse the model reconstructs it, or the lower its
-    likelihood under the model: the model is fitted on (mostly) normal data, and
-    ``score_samples`` is higher for rows like them, as scikit-learn's detectors
-    (:class:`~sklearn.ensemble.IsolationForest`) have it. ``predict`` flags the rows whose
-    score falls below ``offset_``.
+    The model is fitted on the training data, outliers and all (nothing tells it which
+    rows they are), and ``score_samples`` is higher for rows like the bulk of them, as
+    scikit-learn's detectors (:class:`~sklearn.ensemble.IsolationForest`) have it.
+    ``predict`` flags the rows whose score falls below ``offset_``.
+
+    By default (``autoencoder=None``, ``score_by="auto"``) the model is an ensemble of
+    eight small autoencoders trained side by side (:class:`MLPEnsemble`) on standardised
+    features, each with a code of ``ceil(sqrt(n_features))`` values (never as wide as the
+    data), trained for about 150 steps whatever the data's size; and a row's score
+    combines three views of it, each a robust z-score against the training rows' (see
+    ``score_by="combined"``). Measured on ADBench's tabular data sets, this ranks ahead of
+    IsolationForest, ECOD, k-NN and pyod's autoencoders (see the user guide).
 
     Parameters
     ----------
     autoencoder : estimator or None, default=None
         The model of normal data: any skae autoencoder, or any scikit-learn transformer with
         ``inverse_transform`` (:class:`~sklearn.decomposition.PCA`, ``KernelPCA`` with
-        ``fit_inverse_transform=True``). A fitted one is deep-copied (the object passed is
-        never changed); an unfitted one is cloned and fitted on the training data, its
-        ``random_state=None`` parameters seeded from ``random_state``. None uses
-        ``AutoEncoder(n_components=8, hidden_layer_sizes=(64,))``.
-    score_by : {"auto", "likelihood", "reconstruction"}, default="auto"
-        What a row's score is. "likelihood": the model's own ``score_samples`` (a skae
-        autoencoder's reconstruction log-likelihood, a VAE's ELBO in nats, PCA's
-        probabilistic log-likelihood). "reconstruction": minus the squared reconstruction
-        error, summed over the features. "auto": the likelihood for skae's autoencoders,
-        the reconstruction error for other transformers (the classic PCA baseline).
+        ``fit_inverse_transform=True``), or a pipeline ending in one. A fitted one is
+        deep-copied (the object passed is never changed); an unfitted one is cloned and
+        fitted on the training data, its ``random_state=None`` parameters seeded from
+        ``random_state``. None builds the default ensemble for the data's shape (above).
+    score_by : {"auto", "combined", "likelihood", "reconstruction"}, default="auto"
+        What a row's score is, higher for a more normal row.
+
+        - "combined": minus the sum of three robust z-scores (each view's score less its
+          median on the training rows, over 1.4826 times their median absolute deviation):
+          the isolation of the row's code (an :class:`~sklearn.ensemble.IsolationForest`
+          of 100 trees shared among the ensemble's members, on each member's codes), the
+          distance from its code to the 5th nearest training code, and ECOD's tail
+          statistic of its features (how far out in each feature's empirical tails it
+          lies). The codes place a row on the model's manifold, the tails catch a value
+          extreme in one feature.
+        - "likelihood": the model's own ``score_samples`` (a skae autoencoder's
+          reconstruction log-likelihood, a VAE's ELBO in nats, PCA's probabilistic
+          log-likelihood).
+        - "reconstruction": minus the squared reconstruction error, summed over the
+          features.
+        - "auto": "combined" for the default model; for a model passed as
+          ``autoencoder``, the likelihood for skae's autoencoders and the reconstruction
+          error for other transformers (the classic PCA baseline).
     contamination : "auto" or float in (0, 0.5], default="auto"
         The share of outliers in the training data. A float sets ``offset_`` at that
         quantile of the training scores, so that this share of training rows is flagged.
@@ -65,12 +132,20 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         set ``offset_`` from the second model's scores: training data that are themselves
         contaminated pull the first model towards their outliers.
     random_state : int, RandomState instance or None, default=None
-        Seeds an unfitted autoencoder that has no seed of its own.
+        Seeds an unfitted autoencoder that has no seed of its own, and the isolation
+        forest of ``score_by="combined"``.
 
     Attributes
     ----------
     autoencoder_ : estimator
-        The fitted model of normal data.
+        The fitted model of normal data (by default a pipeline: a ``StandardScaler``, then
+        an :class:`AutoEncoder` on an :class:`MLPEnsemble`).
+    score_by_ : {"combined", "likelihood", "reconstruction"}
+        What the scores are (``score_by`` resolved).
+    views_ : dict
+        With ``score_by_="combined"``, the fitted views by name ("isolation",
+        "neighbours", "tails"), each with the median and spread of its training scores
+        that calibrate it; else empty.
     offset_ : float
         The score threshold: rows that score below it are outliers;
         ``decision_function`` is ``score_samples - offset_``.
@@ -84,6 +159,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     See Also
     --------
+    MLPEnsemble : The default model's network.
     sklearn.ensemble.IsolationForest : Outliers by random partitioning.
     sklearn.neighbors.LocalOutlierFactor : Outliers by local density.
 
@@ -94,8 +170,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
     >>> from sklearn.preprocessing import StandardScaler
     >>> from skae import AutoEncoder, OutlierDetector
     >>> X = StandardScaler().fit_transform(load_digits().data)
-    >>> det = OutlierDetector(AutoEncoder(n_components=8, max_iter=20), contamination=0.05,
-    ...                       random_state=0).fit(X)
+    >>> det = OutlierDetector(contamination=0.05, random_state=0).fit(X)
     >>> labels = det.predict(X)
     >>> round(float(np.mean(labels == -1)), 2)
     0.05
@@ -105,7 +180,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "autoencoder": [None, HasMethods(["fit", "transform", "inverse_transform"])],
-        "score_by": [StrOptions({"auto", "likelihood", "reconstruction"})],
+        "score_by": [StrOptions({"auto", "combined", "likelihood", "reconstruction"})],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "refit_inliers": ["boolean"],
         "random_state": ["random_state"],
@@ -126,20 +201,65 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.refit_inliers = refit_inliers
         self.random_state = random_state
 
-    def _model(self):
+    def _model(self, X):
         if self.autoencoder is None:
-            return AutoEncoder(n_components=8, hidden_layer_sizes=(64,))
+            return default_model(*X.shape)
         return self.autoencoder
 
-    def _uses_likelihood(self):
-        if self.score_by == "auto":
-            return isinstance(self.autoencoder_, BaseAutoEncoder)
-        return self.score_by == "likelihood"
+    def _resolve_score_by(self, model):
+        if self.score_by != "auto":
+            return self.score_by
+        if self.autoencoder is None:
+            return "combined"
+        return "likelihood" if isinstance(model, BaseAutoEncoder) else "reconstruction"
+
+    def _fit_model(self, model, X, seed, weights):
+        if not isinstance(model, Pipeline) or weights is None:
+            return fitted_copy(model, X, seed, weights)
+        # a pipeline's steps take the weights by name
+        fitted = clone(model)
+        fitted.set_params(
+            **{
+                name: seed
+                for name, value in fitted.get_params().items()
+                if name.endswith("random_state") and value is None
+            }
+        )
+        return fitted.fit(X, **{f"{name}__sample_weight": weights for name, _ in fitted.steps})
+
+    def _fit_views(self, X, seed, weights):
+        """The combined score's views, fitted on the training rows (of positive weight)."""
+        codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
+        if weights is not None:
+            keep = weights > 0
+            X, codes, weights = X[keep], codes[keep], weights[keep]
+        blocks = n_code_blocks(self.autoencoder_)
+        views = {
+            "isolation": CodeIsolation(blocks, random_state=seed).fit(codes, weights),
+            "neighbours": CodeNeighbours(blocks, random_state=seed).fit(codes),
+            "tails": Tails().fit(np.asarray(X, dtype=np.float64)),
+        }
+        self.views_ = {}
+        for name, view in views.items():
+            data = X if name == "tails" else codes
+            self.views_[name] = Calibrated(view, view.scores(np.asarray(data, np.float64)))
+
+    def _combined(self, X):
+        codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
+        total = np.zeros(len(X))
+        for name, calibrated in self.views_.items():
+            data = np.asarray(X, dtype=np.float64) if name == "tails" else codes
+            total += calibrated.z(calibrated.view.scores(data))
+        return -total
 
     def _scores(self, X):
-        if self._uses_likelihood():
-            return np.asarray(self.autoencoder_.score_samples(X), dtype=output_dtype(X))
-        return -self._errors(X).sum(axis=1)
+        if self.score_by_ == "combined":
+            scores = self._combined(X)
+        elif self.score_by_ == "likelihood":
+            scores = self.autoencoder_.score_samples(X)
+        else:
+            scores = -self._errors(X).sum(axis=1)
+        return np.asarray(scores, dtype=output_dtype(X))
 
     def _errors(self, X):
         model = self.autoencoder_
@@ -169,9 +289,10 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         y : Ignored
             Not used, present for API consistency by convention.
         sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the rows: in the model's fit (when it is fitted here), and in the
-            quantiles that set ``offset_`` (weighted, inverted-CDF quantiles). A row of
-            weight 0 is ignored.
+            Weights of the rows: in the model's fit (when it is fitted here), in the
+            isolation forest of the combined score (its other views leave out the rows of
+            weight 0 and count the others once), and in the quantiles that set ``offset_``
+            (weighted, inverted-CDF quantiles). A row of weight 0 is ignored.
 
         Returns
         -------
@@ -181,27 +302,35 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype="numeric")
         check_magnitude(X, torch.float32)  # the training precision of skae's networks
         X, _, weights = check_weights(X, None, sample_weight)
-        seeds = distributed.agree(self, named_seeds(self.random_state, ("autoencoder",)), X)
-        seed = seeds["autoencoder"]
-        if self.score_by == "likelihood" and not hasattr(self._model(), "score_samples"):
+        seeds = distributed.agree(self, named_seeds(self.random_state, ("autoencoder", "views")), X)
+        model = self._model(X)
+        self.score_by_ = self._resolve_score_by(model)
+        if self.score_by_ == "likelihood" and not hasattr(model, "score_samples"):
             raise ValueError(
                 f"score_by='likelihood' uses the model's score_samples, which "
-                f"{type(self._model()).__name__} does not have; use "
-                "score_by='reconstruction'."
+                f"{type(model).__name__} does not have; use "
+                "score_by='reconstruction' or 'combined'."
             )
-        self.autoencoder_ = fitted_copy(self._model(), X, seed, weights)
+        self.autoencoder_ = self._fit_model(model, X, seeds["autoencoder"], weights)
+        self.views_ = {}
+        if self.score_by_ == "combined":
+            self._fit_views(X, seeds["views"], weights)
         scores = self._scores(X)
         self.offset_ = self._offset(scores, weights)
         self.n_inliers_ = len(X)
         if self.refit_inliers:
             # a clone, so that a model passed fitted is fitted anew too
             inlying = scores >= self.offset_
-            self.autoencoder_ = fitted_copy(
-                clone(self._model()),
+            self.autoencoder_ = self._fit_model(
+                clone(model),
                 X[inlying],
-                seed,
+                seeds["autoencoder"],
                 None if weights is None else weights[inlying],
             )
+            if self.score_by_ == "combined":
+                self._fit_views(
+                    X[inlying], seeds["views"], None if weights is None else weights[inlying]
+                )
             self.n_inliers_ = int(inlying.sum())
             self.offset_ = self._offset(self._scores(X), weights)
         return self

@@ -27,6 +27,7 @@ from skae import (
     DenoisingAE,
     EncoderClassifier,
     LinearAE,
+    MLPEnsemble,
     OutlierDetector,
     SparseAE,
     StackedAE,
@@ -48,6 +49,8 @@ CONFIGURATIONS = {
         {"activation": "tanh", "hidden_layer_sizes": (8, 4), "max_iter": 5, "early_stopping": True},
         {"module": SMALL_CONV, "max_iter": 5},
         {"module": TiedAE(width=1), "max_iter": 10},
+        # the checks set n_components=1, which one member's code is
+        {"module": MLPEnsemble(n_members=1), "max_iter": 5},
     ],
     DenoisingAE: [
         {"noise": "salt_and_pepper", "noise_level": 0.3, "max_iter": 5},
@@ -91,6 +94,7 @@ CONFIGURATIONS = {
         {"module": TinyVAE(width=1), "max_iter": 10},
     ],
     OutlierDetector: [
+        {},  # the default ensemble and its combined score
         {"autoencoder": AutoEncoder(max_iter=20)},
         {"autoencoder": VariationalAE(max_iter=10), "contamination": 0.1},
         {"autoencoder": PCA(n_components=1), "refit_inliers": True},
@@ -134,7 +138,7 @@ ESTIMATORS = list(instances())
 
 def test_every_public_estimator_is_checked():
     assert {type(e) for e in ESTIMATORS} == set(PUBLIC_ESTIMATORS)
-    assert len(PUBLIC_ESTIMATORS) == 9
+    assert len(PUBLIC_ESTIMATORS) == 9  # MLPEnsemble is a part, not an estimator
     assert set(CONFIGURATIONS) <= set(PUBLIC_ESTIMATORS)
 
 

@@ -1,0 +1,139 @@
+"""The views an :class:`~skae.OutlierDetector` scores a row by, and their calibration.
+
+A *view* is fitted on the training rows and gives every row an outlier score, higher for a
+more anomalous row. The combined score of :class:`~skae.OutlierDetector` adds up the views'
+scores, each first put on a common scale by :class:`Calibrated`: a robust z-score against
+the training rows' scores (their median and their median absolute deviation). So no view
+dominates by its units, and a feature's units never matter: the codes come from an
+autoencoder trained on standardised features, and the tails are ranks.
+
+* :class:`CodeIsolation`: how easily random axis-parallel cuts isolate a row's code
+  (an :class:`~sklearn.ensemble.IsolationForest` on each member's codes, as Deep Isolation
+  Forest, Xu et al. 2023, runs one on each of many network representations);
+* :class:`CodeNeighbours`: the distance from a row's code to its ``k``-th nearest training
+  code (the k-NN detector, in code space);
+* :class:`Tails`: how far out in its features' marginal tails a row lies, ECOD's statistic
+  (Li et al. 2022): ``-log`` of each feature's empirical tail probability, summed.
+"""
+
+import math
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import NearestNeighbors
+
+# The MAD of a normal distribution is 0.6745 of its standard deviation.
+MAD_TO_STD = 1.4826
+
+
+class Calibrated:
+    """A view's scores as robust z-scores of the training rows' scores.
+
+    ``(score - median) / spread``, the spread 1.4826 times the median absolute deviation
+    (the standard deviation for normal scores), else their standard deviation where more
+    than half of the training scores are equal, else 1.
+    """
+
+    def __init__(self, view, training_scores):
+        self.view = view
+        self.median = float(np.median(training_scores))
+        spread = MAD_TO_STD * float(np.median(np.abs(training_scores - self.median)))
+        if not spread > 0:
+            spread = float(np.std(training_scores))
+        self.spread = spread if spread > 0 else 1.0
+
+    def z(self, scores):
+        return (scores - self.median) / self.spread
+
+
+class Tails:
+    """ECOD's tail statistic of each row: for every feature, ``-log`` of the empirical
+    probability of a value at least as extreme, in the tail the training data are skewed
+    towards, or in either tail; the sum over features, taking whichever of the three sums
+    (left, right, skewed) is largest. Ranks only: invariant to a monotone map of a feature.
+    Probabilities are floored at ``1 / n_samples``, the smallest the training rows resolve.
+    """
+
+    def fit(self, X):
+        self.sorted_ = np.sort(X, axis=0)
+        # the sign of the skewness is that of the third central moment (0 if constant)
+        self.right_skewed_ = ((X - X.mean(axis=0)) ** 3).mean(axis=0) >= 0
+        return self
+
+    def scores(self, X):
+        n = len(self.sorted_)
+        totals = np.zeros((3, len(X)))
+        for j in range(X.shape[1]):
+            column = self.sorted_[:, j]
+            left = np.searchsorted(column, X[:, j], side="right") / n
+            right = (n - np.searchsorted(column, X[:, j], side="left")) / n
+            left = -np.log(np.maximum(left, 1 / n))
+            right = -np.log(np.maximum(right, 1 / n))
+            totals[0] += left
+            totals[1] += right
+            totals[2] += right if self.right_skewed_[j] else left
+        return totals.max(axis=0)
+
+
+def code_blocks(codes, n_blocks):
+    """The codes of each ensemble member: ``n_blocks`` equal slices of the columns."""
+    return np.split(codes, n_blocks, axis=1)
+
+
+class CodeIsolation:
+    """An isolation forest on each member's codes, their scores averaged; ``n_estimators``
+    trees in all, shared among the members."""
+
+    def __init__(self, n_blocks, n_estimators=100, random_state=0):
+        self.n_blocks = n_blocks
+        self.n_estimators = n_estimators
+        self.random_state = random_state
+
+    def fit(self, codes, sample_weight=None):
+        per_block = max(1, math.ceil(self.n_estimators / self.n_blocks))
+        rng = np.random.RandomState(self.random_state)
+        self.forests_ = [
+            IsolationForest(n_estimators=per_block, random_state=rng.randint(2**31 - 1)).fit(
+                block, sample_weight=sample_weight
+            )
+            for block in code_blocks(codes, self.n_blocks)
+        ]
+        return self
+
+    def scores(self, codes):
+        blocks = code_blocks(codes, self.n_blocks)
+        pairs = zip(self.forests_, blocks, strict=True)
+        return -np.mean([forest.score_samples(b) for forest, b in pairs], axis=0)
+
+
+class CodeNeighbours:
+    """The distance to the ``n_neighbors``-th nearest of a member's reference codes,
+    averaged over the members.
+
+    Each member's reference set is its own random subsample of at most ``max_samples``
+    training rows, as in Zimek et al.'s (2013) subsampled k-NN ensembles, which rank
+    outliers as well as k-NN on all rows or better, at a fraction of the cost. A reference
+    row scored again finds itself among its neighbours, as any row equal to it would.
+    """
+
+    def __init__(self, n_blocks, n_neighbors=5, max_samples=4096, random_state=0):
+        self.n_blocks = n_blocks
+        self.n_neighbors = n_neighbors
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def fit(self, codes):
+        rng = np.random.RandomState(self.random_state)
+        n = len(codes)
+        self.indexes_ = []
+        for block in code_blocks(codes, self.n_blocks):
+            if n > self.max_samples:
+                block = block[rng.choice(n, self.max_samples, replace=False)]
+            k = min(self.n_neighbors, len(block))
+            self.indexes_.append(NearestNeighbors(n_neighbors=k, algorithm="brute").fit(block))
+        return self
+
+    def scores(self, codes):
+        blocks = code_blocks(codes, self.n_blocks)
+        pairs = zip(self.indexes_, blocks, strict=True)
+        return np.mean([index.kneighbors(b)[0][:, -1] for index, b in pairs], axis=0)
