@@ -10,8 +10,8 @@ autoencoder trained on standardised features, and the tails are ranks.
 * :class:`CodeIsolation`: how easily random axis-parallel cuts isolate a row's code
   (an :class:`~sklearn.ensemble.IsolationForest` on each member's codes, as Deep Isolation
   Forest, Xu et al. 2023, runs one on each of many network representations);
-* :class:`CodeNeighbours`: the distance from a row's code to its ``k``-th nearest training
-  code (the k-NN detector, in code space);
+* :class:`CodeNeighbours`: the distance from a row's code to its ``k``-th nearest code in
+  a subsample of the training rows (the k-NN detector, in code space);
 * :class:`Tails`: how far out in its features' marginal tails a row lies, ECOD's statistic
   (Li et al. 2022): ``-log`` of each feature's empirical tail probability, summed.
 """
@@ -50,7 +50,9 @@ class Tails:
     """ECOD's tail statistic of each row: for every feature, ``-log`` of the empirical
     probability of a value at least as extreme, in the tail the training data are skewed
     towards, or in either tail; the sum over features, taking whichever of the three sums
-    (left, right, skewed) is largest. Ranks only: invariant to a monotone map of a feature.
+    (left, right, skewed) is largest, as the paper's Algorithm 1 does (pyod takes the
+    largest of the three per feature, and fits its ECDFs on the scored rows too). Ranks
+    only: invariant to an increasing map of a feature.
     Probabilities are floored at ``1 / n_samples``, the smallest the training rows resolve.
     """
 

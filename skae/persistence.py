@@ -53,10 +53,11 @@ SKOPS_TRUSTED_TYPES = [
         "variational": ["VariationalAE"],
         "classifier": ["EncoderClassifier"],
         "outliers": ["OutlierDetector"],
-        "architectures": ["MLP", "ConvNet"],
+        "architectures": ["MLP", "ConvNet", "MLPEnsemble"],
+        "detection": ["Calibrated", "CodeIsolation", "CodeNeighbours", "Tails"],
     }.items()
     for name in names
-]
+] + ["sklearn.tree._tree.Tree"]  # the default OutlierDetector's isolation forest
 
 
 class InconsistentVersionWarning(UserWarning):

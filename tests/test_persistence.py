@@ -60,6 +60,7 @@ ESTIMATORS = {
         AutoEncoder(4, hidden_layer_sizes=(16,), max_iter=2), random_state=0
     ),
     "OutlierDetector-PCA": lambda: OutlierDetector(PCA(3)),
+    "OutlierDetector-default": lambda: OutlierDetector(random_state=0),
 }
 
 
@@ -99,7 +100,18 @@ def test_skops_round_trip(name, data):
     clone(loaded)
 
 
-@pytest.mark.parametrize("name", ESTIMATORS)
+def test_the_default_detector_is_refused_by_safetensors_before_any_file(data, tmp_path):
+    """Its isolation forest's trees are no arrays and JSON; pickle and skops keep them."""
+    detector = fitted("OutlierDetector-default", data)
+    with pytest.raises(ValueError, match="holds a Tree.*use pickle or skops"):
+        save(detector, tmp_path / "model.safetensors")
+    assert not list(tmp_path.iterdir())
+
+
+SAFETENSORS = [name for name in ESTIMATORS if name != "OutlierDetector-default"]
+
+
+@pytest.mark.parametrize("name", SAFETENSORS)
 def test_safetensors_round_trip(name, data, tmp_path):
     estimator = fitted(name, data)
     save(estimator, tmp_path / "model.safetensors")
