@@ -30,6 +30,7 @@ from sklearn.base import (
     clone,
 )
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
@@ -372,6 +373,17 @@ def _fit_clone(estimator, X, seed, sample_weight):
     fitted.set_params(**unseeded)
     if sample_weight is None:
         return fitted.fit(X)
+    if isinstance(fitted, Pipeline):
+        # each step takes the weights by name, and each must take them
+        for name, step in fitted.steps:
+            if step != "passthrough" and not has_fit_parameter(step, "sample_weight"):
+                raise ValueError(
+                    f"sample_weight was given, but step {name!r} ({type(step).__name__}) of "
+                    "the pipeline takes no sample_weight: fit it beforehand, or drop the "
+                    "weights."
+                )
+        params = {f"{name}__sample_weight": sample_weight for name, _ in fitted.steps}
+        return fitted.fit(X, **params)
     if not has_fit_parameter(fitted, "sample_weight"):
         raise ValueError(
             f"sample_weight was given, but {type(fitted).__name__}.fit takes no "

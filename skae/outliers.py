@@ -213,20 +213,6 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             return "combined"
         return "likelihood" if isinstance(model, BaseAutoEncoder) else "reconstruction"
 
-    def _fit_model(self, model, X, seed, weights):
-        if not isinstance(model, Pipeline) or weights is None:
-            return fitted_copy(model, X, seed, weights)
-        # a pipeline's steps take the weights by name
-        fitted = clone(model)
-        fitted.set_params(
-            **{
-                name: seed
-                for name, value in fitted.get_params().items()
-                if name.endswith("random_state") and value is None
-            }
-        )
-        return fitted.fit(X, **{f"{name}__sample_weight": weights for name, _ in fitted.steps})
-
     def _fit_views(self, X, seed, weights):
         """The combined score's views, fitted on the training rows (of positive weight)."""
         codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
@@ -311,7 +297,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 f"{type(model).__name__} does not have; use "
                 "score_by='reconstruction' or 'combined'."
             )
-        self.autoencoder_ = self._fit_model(model, X, seeds["autoencoder"], weights)
+        self.autoencoder_ = fitted_copy(model, X, seeds["autoencoder"], weights)
         self.views_ = {}
         if self.score_by_ == "combined":
             self._fit_views(X, seeds["views"], weights)
@@ -321,7 +307,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         if self.refit_inliers:
             # a clone, so that a model passed fitted is fitted anew too
             inlying = scores >= self.offset_
-            self.autoencoder_ = self._fit_model(
+            self.autoencoder_ = fitted_copy(
                 clone(model),
                 X[inlying],
                 seeds["autoencoder"],

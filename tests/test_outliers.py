@@ -10,6 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.decomposition import PCA, KernelPCA
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -264,3 +265,18 @@ def test_combined_scores_any_model(digits):
         assert set(det.views_) == {"isolation", "neighbours", "tails"}
         assert np.isfinite(det.score_samples(X_test)).all()
     assert OutlierDetector(PCA(4)).fit(X).views_ == {}
+
+
+def test_the_default_takes_weights_in_every_step(digits):
+    X, X_test, *_ = digits
+    X = X[:300]
+    far = X[:20] + 10.0
+    weights = np.r_[np.ones(300), np.zeros(20)]
+    weighted = OutlierDetector(random_state=0).fit(np.vstack([X, far]), sample_weight=weights)
+    plain = OutlierDetector(random_state=0).fit(X)
+    assert_allclose(weighted.score_samples(X_test), plain.score_samples(X_test))
+    uneven = np.random.default_rng(0).integers(1, 4, 300)
+    det = OutlierDetector(contamination=0.1, random_state=0).fit(X, sample_weight=uneven)
+    assert_allclose(det.autoencoder_[0].mean_, np.average(X, axis=0, weights=uneven))
+    with pytest.raises(ValueError, match="step 'pca' .*takes no sample_weight"):
+        OutlierDetector(make_pipeline(StandardScaler(), PCA(2))).fit(X, sample_weight=uneven)
