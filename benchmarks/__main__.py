@@ -349,9 +349,11 @@ def anomaly(args):
 
     seeds = list(range(args.seeds))
     setup = (
-        "skae's detectors are `OutlierDetector` on an autoencoder or on PCA with as many "
-        "components; pyod's AutoEncoder and VAE have the same layer sizes and pyod's defaults "
-        "otherwise (10 and 30 epochs, batch 32, batch norm and dropout in the autoencoder); "
+        "skae's detectors are `OutlierDetector()` at its defaults, and `OutlierDetector` on "
+        "an autoencoder or on PCA with as many components (scored by its likelihood, PCA by "
+        "its reconstruction error); pyod's AutoEncoder and VAE have the same layer sizes "
+        "and pyod's defaults otherwise (10 and 30 epochs, batch 32, batch norm and dropout in "
+        "the autoencoder); "
         f"skae's autoencoders train for at most {args.max_iter} epochs; {len(seeds)} seeds."
     )
     if args.data is not None:
