@@ -382,7 +382,11 @@ def _fit_clone(estimator, X, seed, sample_weight):
                     "the pipeline takes no sample_weight: fit it beforehand, or drop the "
                     "weights."
                 )
-        params = {f"{name}__sample_weight": sample_weight for name, _ in fitted.steps}
+        params = {
+            f"{name}__sample_weight": sample_weight
+            for name, step in fitted.steps
+            if step != "passthrough"
+        }
         return fitted.fit(X, **params)
     if not has_fit_parameter(fitted, "sample_weight"):
         raise ValueError(
