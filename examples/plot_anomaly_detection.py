@@ -15,13 +15,19 @@ by the area under the ROC curve:
 * scikit-learn's :class:`~sklearn.ensemble.IsolationForest`.
 """
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.ensemble import IsolationForest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 
 from skae import AutoEncoder, OutlierDetector
+
+# the single autoencoder below stops at max_iter=200 before its loss settles
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, y = load_digits(return_X_y=True)
 X = X / 16

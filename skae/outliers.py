@@ -1,12 +1,15 @@
 """Anomaly detection by autoencoders: an outlier detector on any autoencoder, or PCA."""
 
+import contextlib
 import math
+import warnings
 from numbers import Real
 from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -58,6 +61,15 @@ def default_model(n_samples, n_features):
             ),
         ]
     )
+
+
+@contextlib.contextmanager
+def _budgeted():
+    """The default model trains for a budget of steps, not to convergence: its
+    ``ConvergenceWarning`` would only say so on every fit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 def n_code_blocks(model):
@@ -213,6 +225,11 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             return "combined"
         return "likelihood" if isinstance(model, BaseAutoEncoder) else "reconstruction"
 
+    def _fit_model(self, model, X, seed, weights):
+        context = contextlib.nullcontext() if self.autoencoder is not None else _budgeted()
+        with context:
+            return fitted_copy(model, X, seed, weights)
+
     def _fit_views(self, X, seed, weights):
         """The combined score's views, fitted on the training rows (of positive weight)."""
         codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
@@ -297,7 +314,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 f"{type(model).__name__} does not have; use "
                 "score_by='reconstruction' or 'combined'."
             )
-        self.autoencoder_ = fitted_copy(model, X, seeds["autoencoder"], weights)
+        self.autoencoder_ = self._fit_model(model, X, seeds["autoencoder"], weights)
         self.views_ = {}
         if self.score_by_ == "combined":
             self._fit_views(X, seeds["views"], weights)
@@ -307,7 +324,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         if self.refit_inliers:
             # a clone, so that a model passed fitted is fitted anew too
             inlying = scores >= self.offset_
-            self.autoencoder_ = fitted_copy(
+            self.autoencoder_ = self._fit_model(
                 clone(model),
                 X[inlying],
                 seeds["autoencoder"],

@@ -280,3 +280,16 @@ def test_the_default_takes_weights_in_every_step(digits):
     assert_allclose(det.autoencoder_[0].mean_, np.average(X, axis=0, weights=uneven))
     with pytest.raises(ValueError, match="step 'pca' .*takes no sample_weight"):
         OutlierDetector(make_pipeline(StandardScaler(), PCA(2))).fit(X, sample_weight=uneven)
+
+
+def test_the_default_budget_raises_no_convergence_warning(digits):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, *_ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        OutlierDetector(random_state=0).fit(X[:200])
+    with pytest.warns(ConvergenceWarning):  # a model of your own still says so
+        OutlierDetector(AutoEncoder(2, max_iter=1), random_state=0).fit(X[:200])
