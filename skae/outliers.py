@@ -180,7 +180,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
     >>> import numpy as np
     >>> from sklearn.datasets import load_digits
     >>> from sklearn.preprocessing import StandardScaler
-    >>> from skae import AutoEncoder, OutlierDetector
+    >>> from skae import OutlierDetector
     >>> X = StandardScaler().fit_transform(load_digits().data)
     >>> det = OutlierDetector(contamination=0.05, random_state=0).fit(X)
     >>> labels = det.predict(X)
