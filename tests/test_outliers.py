@@ -1,4 +1,4 @@
-"""OutlierDetector: anomaly detection by reconstruction on any autoencoder or PCA."""
+"""OutlierDetector: the default ensemble and its combined score, and any autoencoder or PCA."""
 
 import pickle
 
