@@ -11,6 +11,7 @@ import pathlib
 import time
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -18,6 +19,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 import skae
 
+from .anomaly import _Pyod
 from .common import markdown_table, progress
 
 MAX_ROWS = 10_000
@@ -51,20 +53,6 @@ def split(path, seed):
     )
     scaler = MinMaxScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
-
-
-class _Pyod:
-    """A pyod detector with scikit-learn's orientation: ``score_samples`` higher is normal."""
-
-    def __init__(self, detector):
-        self.detector = detector
-
-    def fit(self, X):
-        self.detector.fit(X)
-        return self
-
-    def score_samples(self, X):
-        return -self.detector.decision_function(X)
 
 
 def peers(seed):
@@ -133,8 +121,6 @@ def summary(results):
     auc = np.array([[np.mean([r[0] for r in results[s, d]]) for d in dets] for s in sets])
     seconds = np.array([[np.sum([r[2] + r[3] for r in results[s, d]]) for d in dets] for s in sets])
     # rank 1 is the best ROC AUC on a data set; ties share their mean rank
-    from scipy.stats import rankdata
-
     ranks = np.vstack([rankdata(-row) for row in auc])
     return sets, dets, auc, ranks, seconds
 

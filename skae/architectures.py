@@ -247,8 +247,8 @@ class MLPEnsemble(_BuiltIn):
     small networks leave the CPU or GPU mostly idle, so eight members take 1.2 to 2.7 times
     one member's step time, not eight times (measured on 2 CPU threads, batch 128, 10 to 166
     features): RandNet's autoencoder ensembles (Chen et al. 2017) without a Python loop of
-    fits. Each member is trained on
-    its own reconstruction loss, as if alone (the estimator's objective is their mean).
+    fits. Each member is trained on its own reconstruction loss, as if alone (the
+    estimator's objective is their mean).
 
     Parameters
     ----------

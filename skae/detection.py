@@ -127,31 +127,32 @@ class CodeNeighbours:
     def fit(self, codes):
         rng = np.random.RandomState(self.random_state)
         n = len(codes)
-        self.indexes_ = []
+        self.references_ = []
         for block in code_blocks(codes, self.n_blocks):
             if n > self.max_samples:
                 block = block[rng.choice(n, self.max_samples, replace=False)]
-            k = min(self.n_neighbors, len(block))
-            self.indexes_.append(NearestNeighbors(n_neighbors=k, algorithm="brute").fit(block))
+            self.references_.append(block)
         return self
 
     def scores(self, codes):
         blocks = code_blocks(codes, self.n_blocks)
-        pairs = zip(self.indexes_, blocks, strict=True)
-        return np.mean([_kth_distance(index, b) for index, b in pairs], axis=0)
+        pairs = zip(self.references_, blocks, strict=True)
+        return np.mean([_kth_distance(r, b, self.n_neighbors) for r, b in pairs], axis=0)
 
 
-def _kth_distance(index, queries):
-    """The distance from each query to its ``n_neighbors``-th neighbour in ``index``, with
-    distances within rounding error of 0 set to 0.
+def _kth_distance(reference, queries, n_neighbors):
+    """The distance from each query to its ``n_neighbors``-th neighbour among the rows of
+    ``reference`` (fewer when it has fewer rows), with distances within rounding error of 0
+    set to 0.
 
     The brute-force search computes ``|q|^2 + |r|^2 - 2 q.r``, whose rounding error is about
     ``eps * (|q|^2 + |r|^2)``: equal codes (duplicated rows) would otherwise be some 1e-8
     apart, by an amount that depends on where they sit in a matrix product, and that noise,
     calibrated by a spread of the same size, would give equal rows different scores.
     """
+    k = min(n_neighbors, len(reference))
+    index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
     distances, neighbours = index.kneighbors(queries)
-    reference = index._fit_X
     norms = (queries**2).sum(axis=1)[:, None] + (reference**2).sum(axis=1)[neighbours]
     noise = np.sqrt(64 * np.finfo(np.float64).eps * norms)
     return np.where(distances[:, -1] <= noise[:, -1], 0.0, distances[:, -1])

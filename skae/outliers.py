@@ -249,10 +249,10 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     def _combined(self, X):
         codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
+        X = np.asarray(X, dtype=np.float64)
         total = np.zeros(len(X))
         for name, calibrated in self.views_.items():
-            data = np.asarray(X, dtype=np.float64) if name == "tails" else codes
-            total += calibrated.z(calibrated.view.scores(data))
+            total += calibrated.z(calibrated.view.scores(X if name == "tails" else codes))
         return -total
 
     def _scores(self, X):
