@@ -23,12 +23,13 @@ from torch import nn
 
 from .modules import (
     ACTIVATIONS,
+    SKIP_CODES,
     EnsembleModule,
-    LinearSkip,
     VAEModule,
     conv_autoencoder,
     conv_vae,
     init_weights,
+    linear_skips,
     mlp_autoencoder,
     mlp_vae,
     start_at_pca,
@@ -69,8 +70,9 @@ class MLP(_BuiltIn):
         projection (fitted on at most 10,000 training rows) while the stacks' last layers
         start at zero: the network starts as PCA's solution, which training can only
         improve on in training loss, and the nonlinear layers learn what PCA misses.
-        Only for a linear code layer (an autoencoder, not a VAE); the default of
-        :class:`AutoEncoder`.
+        For a linear code layer, or a logistic one (:class:`SparseAE`'s), whose codes
+        start in the logistic curve's linear regime; not for a VAE, nor ReLU codes. The
+        default of every autoencoder but :class:`VariationalAE`.
 
     See Also
     --------
@@ -109,27 +111,27 @@ class MLP(_BuiltIn):
             n_components,
             self.activation,
             code_activation=code_activation,
-            linear_skip=self.start == "pca" and code_activation == "identity",
+            linear_skip=self.start == "pca" and code_activation in SKIP_CODES,
         )
 
-    def init_weights(self, module, generator, X=None, sample_weight=None):
+    def init_weights(self, module, generator, X=None, sample_weight=None, *, code_mean=0.5):
         """Draw every weight from ``generator``; with ``start="pca"`` and the training data
         ``X`` (their rows weighted by ``sample_weight``), then set the linear maps to PCA's
-        solution (:func:`start_at_pca`)."""
+        solution (:func:`start_at_pca`; logistic codes around ``code_mean``)."""
         module = super().init_weights(module, generator)
-        if isinstance(getattr(module, "encoder", None), LinearSkip) and X is not None:
-            module = start_at_pca(module, X, generator, sample_weight=sample_weight)
+        if linear_skips(module) is not None and X is not None:
+            module = start_at_pca(
+                module, X, generator, sample_weight=sample_weight, code_mean=code_mean
+            )
         return module
 
     def blocks(self, module):
         """The ``(encoder_block, decoder_block)`` of each level, bottom first, sharing the
         module's layers: the shallow autoencoders of greedy layer-wise pretraining."""
         encoder, decoder = module.encoder, module.decoder
-        if isinstance(encoder, LinearSkip):
-            raise ValueError(
-                "MLP(start='pca') has a linear map beside its layers, so it has no shallow "
-                "levels to pretrain one at a time; use start='random' with StackedAE."
-            )
+        skips = linear_skips(module)
+        if skips is not None:  # the stacks beside PCA's linear maps
+            encoder, decoder = skips[0].body, skips[1].body
         n = len(decoder)
         # new Sequentials of the same (shared) layers, numbered from 0
         return [

@@ -3,10 +3,17 @@
 from numbers import Real
 from typing import ClassVar
 
+import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .autoencoder import AutoEncoder
+from .modules import row_moments
 from .noise import NOISES, Corruption
+
+# noise_level="auto": Gaussian noise's standard deviation relative to each feature's, and
+# the fraction of inputs masking and salt-and-pepper noise corrupt.
+AUTO_NOISE = 0.5
+AUTO_FRACTION = 0.25
 
 
 class DenoisingAE(AutoEncoder):
@@ -34,8 +41,12 @@ class DenoisingAE(AutoEncoder):
     noise : {"gaussian", "masking", "salt_and_pepper"}, default="gaussian"
         Additive Gaussian noise; masking (a fraction of inputs set to 0); salt-and-pepper (a
         fraction set to the training data's per-feature minimum or maximum).
-    noise_level : float, default=0.2
+    noise_level : float or "auto", default="auto"
         The Gaussian noise's standard deviation, or the fraction of inputs corrupted.
+        "auto" scales with the data: Gaussian noise of ``AUTO_NOISE`` (0.5) times each
+        feature's standard deviation on the training rows (a constant feature gets none),
+        whatever the features' units; for masking and salt-and-pepper, a fraction
+        ``AUTO_FRACTION`` (0.25) of the inputs. ``noise_level_`` is the level used.
     hidden_layer_sizes : array-like of int, default=(128,)
         Widths of the default MLP encoder's hidden layers; the decoder uses them in
         reverse. Only with ``module=None``.
@@ -105,6 +116,9 @@ class DenoisingAE(AutoEncoder):
     ----------
     data_min_, data_max_ : ndarray of shape (n_features_in_,)
         The training data's per-feature range (the values salt-and-pepper noise writes).
+    noise_level_ : float or ndarray of shape (n_features_in_,)
+        The noise's level (``noise_level`` resolved): per-feature standard deviations for
+        Gaussian noise at "auto".
     module_, net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`.
 
@@ -124,12 +138,10 @@ class DenoisingAE(AutoEncoder):
     (1797, 8)
     """
 
-    _pca_start = False
-
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         "noise": [StrOptions(set(NOISES))],
-        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "noise_level": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -138,7 +150,7 @@ class DenoisingAE(AutoEncoder):
         *,
         module=None,
         noise="gaussian",
-        noise_level=0.2,
+        noise_level="auto",
         hidden_layer_sizes=(128,),
         activation="relu",
         loss="mse",
@@ -187,16 +199,39 @@ class DenoisingAE(AutoEncoder):
 
     def _check_data(self, X):
         super()._check_data(X)
-        if self.noise != "gaussian" and self.noise_level > 1:
+        if self.noise != "gaussian" and self.noise_level != "auto" and self.noise_level > 1:
             raise ValueError(
                 f"noise_level={self.noise_level} is the fraction of inputs corrupted by "
                 f"noise={self.noise!r} and must be at most 1."
             )
 
     def _init_module(self, X, seeds, sample_weight=None):
-        # the range salt-and-pepper noise writes: the first fit's, kept by warm starts
+        # the range salt-and-pepper noise writes and the noise's level: the first fit's,
+        # kept by warm starts
         self.data_min_, self.data_max_ = X.min(axis=0), X.max(axis=0)
+        self.noise_level_ = self.noise_level
+        if self.noise_level == "auto":
+            self.noise_level_ = AUTO_FRACTION
+            if self.noise == "gaussian":
+                _, mean, _ = row_moments(X, weights=sample_weight, scatter=False)
+                self.noise_level_ = AUTO_NOISE * _spread(X, mean, sample_weight)
         return super()._init_module(X, seeds, sample_weight)
 
     def _corruption(self):
-        return Corruption(self.noise, self.noise_level, self.data_min_, self.data_max_)
+        return Corruption(self.noise, self.noise_level_, self.data_min_, self.data_max_)
+
+
+def _spread(X, mean, weights=None, chunk=4096):
+    """Each feature's standard deviation about ``mean`` (weighted by ``weights``), read in
+    chunks: memory holds a chunk, never a copy of X (a memmap stays on disk)."""
+    total, count = np.zeros(X.shape[1]), 0.0
+    for start in range(0, len(X), chunk):
+        squares = (np.asarray(X[start : start + chunk], dtype=np.float64) - mean) ** 2
+        if weights is None:
+            total += squares.sum(axis=0)
+            count += len(squares)
+        else:
+            w = np.asarray(weights[start : start + chunk], dtype=np.float64)
+            total += w @ squares
+            count += w.sum()
+    return np.sqrt(total / max(count, 1e-300))

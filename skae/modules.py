@@ -184,6 +184,42 @@ class LinearSkip(nn.Module):
         return self.linear(x) + self.body(x)
 
 
+class LogisticCode(nn.Module):
+    """Codes in (0, 1) from real ones, ``sigmoid(offset + scale * y)`` per unit, or with
+    ``inverse`` its exact inverse ``(logit(z) - offset) / scale`` (codes clipped 1e-6 away
+    from 0 and 1). ``offset`` and ``scale`` are buffers, set by :func:`start_at_pca`: the
+    encoder ends with the map, the decoder starts with its inverse, so that logistic codes
+    lose nothing of what the linear ones beneath them hold."""
+
+    def __init__(self, n_components, inverse=False):
+        super().__init__()
+        self.inverse = inverse
+        self.register_buffer("offset", torch.zeros(n_components))
+        self.register_buffer("scale", torch.ones(n_components))
+
+    def forward(self, x):
+        if self.inverse:
+            return (torch.logit(x, eps=1e-6) - self.offset) / self.scale
+        return torch.sigmoid(self.offset + self.scale * x)
+
+
+def linear_skips(module):
+    """``(encoder_skip, decoder_skip, code, inverse)`` of a module built by
+    :func:`mlp_autoencoder` with ``linear_skip`` (``code`` and ``inverse`` its
+    :class:`LogisticCode` maps, or None for linear codes); None for any other module."""
+    encoder, decoder = getattr(module, "encoder", None), getattr(module, "decoder", None)
+    if isinstance(encoder, LinearSkip) and isinstance(decoder, LinearSkip):
+        return encoder, decoder, None, None
+    if (
+        isinstance(encoder, nn.Sequential)
+        and isinstance(decoder, nn.Sequential)
+        and [type(m) for m in encoder] == [LinearSkip, LogisticCode]
+        and [type(m) for m in decoder] == [LogisticCode, LinearSkip]
+    ):
+        return encoder[0], decoder[1], encoder[1], decoder[0]
+    return None
+
+
 def mlp_autoencoder(
     n_features,
     hidden_layer_sizes,
@@ -193,15 +229,28 @@ def mlp_autoencoder(
     linear_skip=False,
 ):
     """A deep MLP autoencoder whose decoder mirrors the encoder's layer sizes; with
-    ``linear_skip`` (and a linear code), encoder and decoder each get a linear map beside
-    their stack (:class:`LinearSkip`), which can start at PCA's solution."""
+    ``linear_skip``, encoder and decoder each get a linear map beside their stack
+    (:class:`LinearSkip`), which can start at PCA's solution; logistic codes are then the
+    :class:`LogisticCode` map of the linear ones, which the decoder inverts."""
     sizes = [n_features, *hidden_layer_sizes, n_components]
-    encoder = mlp(sizes, activation, last_activation=code_activation)
-    decoder = mlp(sizes[::-1], activation)
-    if linear_skip:
-        encoder = LinearSkip(nn.Linear(n_features, n_components), encoder)
-        decoder = LinearSkip(nn.Linear(n_components, n_features), decoder)
+    if not linear_skip:
+        encoder = mlp(sizes, activation, last_activation=code_activation)
+        return AutoEncoderModule(encoder, mlp(sizes[::-1], activation))
+    if code_activation not in SKIP_CODES:
+        raise ValueError(
+            f"a linear map beside the stacks needs a code activation in {SKIP_CODES}; "
+            f"got {code_activation!r}."
+        )
+    encoder = LinearSkip(nn.Linear(n_features, n_components), mlp(sizes, activation))
+    decoder = LinearSkip(nn.Linear(n_components, n_features), mlp(sizes[::-1], activation))
+    if code_activation == "logistic":
+        encoder = nn.Sequential(encoder, LogisticCode(n_components))
+        decoder = nn.Sequential(LogisticCode(n_components, inverse=True), decoder)
     return AutoEncoderModule(encoder, decoder)
+
+
+# Code activations a PCA start can take: linear codes, and logistic ones (LogisticCode).
+SKIP_CODES = ("identity", "logistic")
 
 
 def row_moments(X, rows=None, chunk=2048, weights=None, scatter=True):
@@ -229,21 +278,30 @@ def row_moments(X, rows=None, chunk=2048, weights=None, scatter=True):
     return count, mean, total
 
 
-def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None):
-    """Set a :class:`LinearSkip` autoencoder to PCA's solution: the linear maps project on
-    and back from the top principal directions of (at most ``max_rows`` rows drawn from) X,
-    and the stacks' last layers are zero, so that the module computes PCA exactly and
-    training can only move it where the loss falls. The directions come from the rows'
-    covariance (an ``n_features`` square matrix, weighted by ``sample_weight`` if given),
-    accumulated chunk by chunk."""
-    encoder, decoder = module.encoder, module.decoder
+def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None, code_mean=0.5):
+    """Set an autoencoder with linear maps beside its stacks (:func:`linear_skips`) to PCA's
+    solution: the linear maps project on and back from the top principal directions of (at
+    most ``max_rows`` rows drawn from) X, and the stacks' last layers are zero, so that the
+    module computes PCA exactly and training can only move it where the loss falls. The
+    directions come from the rows' covariance (an ``n_features`` square matrix, weighted by
+    ``sample_weight`` if given), accumulated chunk by chunk.
+
+    Logistic codes are ``sigmoid(logit(code_mean) + y_j / s)`` of the principal coordinates
+    ``y_j``, ``s`` the largest one's standard deviation (one scale for every unit, so that
+    the codes keep PCA's proportions and a small move of a minor coordinate cannot
+    saturate its unit); the decoder's exact inverse gives ``y`` back, so the start is PCA's
+    solution for these codes too."""
+    skips = linear_skips(module)
+    if skips is None:
+        raise TypeError("start_at_pca needs linear maps beside the stacks (mlp_autoencoder)")
+    encoder, decoder, code, inverse = skips
     n_components = encoder.linear.out_features
     n_samples, n_features = X.shape
     rows = np.arange(n_samples)
     if n_samples > max_rows:
         rows = torch.randperm(n_samples, generator=generator)[:max_rows].sort().values.numpy()
-    _, mean, scatter = row_moments(X, rows, weights=sample_weight)
-    _, eigenvectors = np.linalg.eigh(scatter)  # ascending
+    count, mean, scatter = row_moments(X, rows, weights=sample_weight)
+    eigenvalues, eigenvectors = np.linalg.eigh(scatter)  # ascending
     k = min(n_components, len(rows), n_features)
     components = np.zeros((n_components, n_features))
     components[:k] = eigenvectors[:, ::-1][:, :k].T
@@ -260,6 +318,11 @@ def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None):
             last = [m for m in stack if isinstance(m, nn.Linear)][-1]
             last.weight.zero_()
             last.bias.zero_()
+        if code is not None:
+            top = math.sqrt(max(eigenvalues[-1], 0.0) / max(count, 1e-12))
+            for part in (code, inverse):
+                part.offset.fill_(math.log(code_mean / (1 - code_mean)))
+                part.scale.fill_(1 / top if top > 0 else 1.0)
     return module
 
 

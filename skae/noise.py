@@ -1,5 +1,6 @@
 """Input corruption for denoising autoencoders: pure torch, drawn from a given generator."""
 
+import numpy as np
 import torch
 
 NOISES = ("gaussian", "masking", "salt_and_pepper")
@@ -14,8 +15,9 @@ class Corruption:
         Additive Gaussian noise with standard deviation ``level``; masking sets a fraction
         ``level`` of the inputs to 0; salt-and-pepper sets a fraction ``level`` of the inputs
         to ``low`` or ``high`` with equal probability (Vincent et al. 2010).
-    level : float
-        The standard deviation, or the fraction of inputs corrupted.
+    level : float or array-like of shape (n_features,)
+        The standard deviation (one for every feature, or one per feature), or the
+        fraction of inputs corrupted.
     low, high : array-like or float, default=0.0, 1.0
         The values salt-and-pepper noise writes (per feature or scalars): the data's range.
     """
@@ -32,11 +34,11 @@ class Corruption:
         return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
     def __call__(self, x, generator):
-        if self.level == 0:
+        if not np.any(self.level):
             return x
         if self.noise == "gaussian":
             eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            return x + self.level * eps
+            return x + torch.as_tensor(self.level, dtype=x.dtype, device=x.device) * eps
         hit = self._uniform(x, generator) < self.level
         if self.noise == "masking":
             return x.masked_fill(hit, 0.0)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import gaussian_kl
-from .modules import AutoEncoderModule, encode
+from .modules import AutoEncoderModule, LinearSkip, encode
 
 SPARSITIES = ("kl", "l1")
 
@@ -39,14 +39,10 @@ _DERIVATIVES = {
 }
 
 
-def _linear_stack(module):
-    """``[(linear, activation), ...]`` when ``module`` is skae's MLP autoencoder, whose
-    encoder is a ``Sequential`` of ``Linear`` layers each followed by a known elementwise
-    activation; else None."""
-    encoder = getattr(module, "encoder", None)
-    if not isinstance(module, AutoEncoderModule) or not isinstance(encoder, nn.Sequential):
-        return None
-    if len(encoder) % 2:
+def _linear_stack(encoder):
+    """``[(linear, activation), ...]`` when ``encoder`` is a ``Sequential`` of ``Linear``
+    layers each followed by a known elementwise activation (skae's MLP encoder); else None."""
+    if not isinstance(encoder, nn.Sequential) or len(encoder) % 2:
         return None
     pairs = list(zip(encoder[::2], encoder[1::2], strict=True))
     if all(isinstance(lin, nn.Linear) and type(act) in _DERIVATIVES for lin, act in pairs):
@@ -64,8 +60,13 @@ JACOBIAN_ESTIMATES = ("auto", "exact", "projection")
 
 def _closed_form(module, x):
     """:func:`jacobian_sq_norm`'s closed forms, or None where the encoder has none."""
-    layers = _linear_stack(module)
-    if layers is not None and len(layers) == 1:
+    if not isinstance(module, AutoEncoderModule):
+        return None
+    encoder, skip = module.encoder, None
+    if isinstance(encoder, LinearSkip):  # MLP(start="pca"): a linear map beside the stack
+        encoder, skip = encoder.body, encoder.linear.weight
+    layers = _linear_stack(encoder)
+    if layers is not None and len(layers) == 1 and skip is None:
         ((linear, activation),) = layers
         d = _derivative(linear, activation, x)
         return d.pow(2) @ linear.weight.pow(2).sum(dim=1)
@@ -73,7 +74,12 @@ def _closed_form(module, x):
         (first, activation), (second, _) = layers
         d = _derivative(first, activation, x)
         gram = (first.weight @ first.weight.T) * (second.weight.T @ second.weight)
-        return ((d @ gram) * d).sum(dim=1)
+        norms = ((d @ gram) * d).sum(dim=1)
+        if skip is not None:
+            # ||S + W_2 D W_1||^2 = ||S||^2 + 2 sum_i d_i (W_1 S^T W_2)_ii + ||W_2 D W_1||^2
+            cross = ((first.weight @ skip.T) * second.weight.T).sum(dim=1)
+            norms = norms + 2 * (d @ cross) + skip.pow(2).sum()
+        return norms
     return None
 
 
@@ -88,7 +94,8 @@ def jacobian_sq_norm(module, x):
     * one hidden layer and a linear code, ``W_2 f(W_1 x + b_1) + b_2`` (:class:`AutoEncoder`'s
       default encoder): ``d^T G d`` with ``G = (W_1 W_1^T) * (W_2^T W_2)`` (elementwise), since
       ``||W_2 diag(d) W_1||_F^2 = tr(diag(d) W_2^T W_2 diag(d) W_1 W_1^T)``; its cost does not
-      grow with the code's size.
+      grow with the code's size. With a linear map ``S x`` beside it (``MLP(start="pca")``),
+      ``||S||^2 + 2 d^T c + d^T G d``, ``c_i = (W_1 S^T W_2)_ii``.
 
     Any other encoder (deeper MLPs, convolutional networks, a user's module) goes through
     :func:`jacobian_sq_norm_autograd`.

@@ -3,10 +3,25 @@
 from numbers import Integral, Real
 from typing import ClassVar
 
+import numpy as np
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .architectures import MLP
 from .autoencoder import AutoEncoder
-from .objectives import JACOBIAN_ESTIMATES, SPARSITIES, Contractive, Sparse
+from .engine import host_tensor
+from .modules import encode
+from .objectives import (
+    JACOBIAN_ESTIMATES,
+    SPARSITIES,
+    Contractive,
+    Sparse,
+    jacobian_sq_norm,
+    weighted_mean,
+)
+
+# contraction="auto": the penalty's share of the loss at the start of a fit.
+AUTO_CONTRACTION = 0.05
 
 
 class ContractiveAE(AutoEncoder):
@@ -45,13 +60,16 @@ class ContractiveAE(AutoEncoder):
         ``loss="mse"``, the logits for ``loss="bce"``), and may add ``mean(eta)``. Each fit
         trains a deep copy that starts from its weights; parameters it creates lazily
         (``nn.LazyLinear``) are drawn from ``random_state``.
-    contraction : float, default=0.1
+    contraction : float or "auto", default="auto"
         Weight of the contractive penalty. Both terms are sums (the reconstruction over
-        features, the penalty over the Jacobian's entries). On standardised digits 0.1
-        halves the mean of ``||J_f(x)||_F^2`` at no cost in held-out reconstruction error
-        and 1.0 cuts it sevenfold. The Jacobian is in code units per input unit, so the
-        same weight acts more strongly on inputs with a smaller range (data in [0, 1]).
-        0 is the plain :class:`AutoEncoder`.
+        features, the penalty over the Jacobian's entries). The Jacobian is in code units
+        per input unit, so a fixed weight acts more strongly on data of a smaller range
+        and on a code that reconstructs well: "auto" sets the weight at the start of a fit
+        so that the penalty is ``AUTO_CONTRACTION`` (0.05) times the reconstruction loss of
+        the initial network (PCA's, by default), both averaged over up to 1,024 training
+        rows; a network whose penalised loss is below the start's then reconstructs the
+        training rows within 5% of that start. ``contraction_`` is the weight used. 0 is
+        the plain :class:`AutoEncoder`.
     jacobian : {"auto", "exact", "projection"}, default="auto"
         How ``||J_f(x)||_F^2`` is computed in training. "exact": closed forms where the
         encoder has one, else the per-sample Jacobian by automatic differentiation (one
@@ -127,9 +145,9 @@ class ContractiveAE(AutoEncoder):
 
     Attributes
     ----------
-    module_ : skae.penalties.ContractiveModule
-        The fitted module; its ``forward`` also returns each sample's ``||J_f(x)||_F^2``.
-    net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
+    contraction_ : float
+        The penalty's weight (``contraction`` resolved).
+    module_, net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`; the losses include the penalty.
 
     See Also
@@ -150,11 +168,9 @@ class ContractiveAE(AutoEncoder):
     (1797, 8)
     """
 
-    _pca_start = False
-
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
-        "contraction": [Interval(Real, 0, None, closed="left")],
+        "contraction": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "jacobian": [StrOptions(set(JACOBIAN_ESTIMATES))],
         "n_projections": [Interval(Integral, 1, None, closed="left")],
     }
@@ -164,7 +180,7 @@ class ContractiveAE(AutoEncoder):
         n_components=None,
         *,
         module=None,
-        contraction=0.1,
+        contraction="auto",
         jacobian="auto",
         n_projections=1,
         hidden_layer_sizes=(128,),
@@ -214,8 +230,31 @@ class ContractiveAE(AutoEncoder):
         self.jacobian = jacobian
         self.n_projections = n_projections
 
+    def _initialize_weights(self, module, X, generator, sample_weight=None):
+        module = super()._initialize_weights(module, X, generator, sample_weight)
+        self.contraction_ = self._resolve_contraction(module, X, sample_weight)
+        return module
+
+    def _resolve_contraction(self, module, X, sample_weight=None):
+        """``contraction``, or for "auto" the weight that makes the initial network's
+        penalty ``AUTO_CONTRACTION`` times its reconstruction loss (see the parameter)."""
+        if self.contraction != "auto":
+            return float(self.contraction)
+        rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), 1024)).astype(int))
+        dtype = next(module.parameters()).dtype
+        x = host_tensor(X[rows], dtype)
+        weight = None if sample_weight is None else host_tensor(sample_weight[rows], dtype)
+        with torch.no_grad():
+            loss = weighted_mean(self._likelihood.loss(module.decode(encode(module, x)), x), weight)
+        penalty = weighted_mean(jacobian_sq_norm(module, x), weight)
+        loss, penalty = float(loss), float(penalty.detach())
+        return AUTO_CONTRACTION * loss / penalty if penalty > 0 and np.isfinite(loss) else 0.0
+
     def _objective(self):
-        return Contractive(self._likelihood, self.contraction, self.jacobian, self.n_projections)
+        # contraction_ is set when a fit initialises the module; until then (and for a net
+        # rebuilt around a loaded module) the same resolution as the last fit's
+        contraction = getattr(self, "contraction_", self.contraction)
+        return Contractive(self._likelihood, contraction, self.jacobian, self.n_projections)
 
 
 class SparseAE(AutoEncoder):
@@ -349,8 +388,6 @@ class SparseAE(AutoEncoder):
     ((1797, 16), True)
     """
 
-    _pca_start = False
-
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         "sparsity": [StrOptions(set(SPARSITIES))],
@@ -416,6 +453,16 @@ class SparseAE(AutoEncoder):
     def _code_activation(self):
         # KL reads the codes as Bernoulli means, in (0, 1); L1 needs units that can be 0.
         return "logistic" if self.sparsity == "kl" else "relu"
+
+    def _initialize_weights(self, module, X, generator, sample_weight=None):
+        architecture = self._architecture()
+        if isinstance(architecture, MLP):
+            # the PCA start's logistic codes sit at the target activation: the penalty is
+            # met from the first step, and shapes what training adds
+            return architecture.init_weights(
+                module, generator, X, sample_weight, code_mean=self.sparsity_target
+            )
+        return super()._initialize_weights(module, X, generator, sample_weight)
 
     def _objective(self):
         return Sparse(self._likelihood, self.sparsity, self.sparsity_weight, self.sparsity_target)

@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .autoencoder import AutoEncoder
 from .engine import map_batches
 from .likelihoods import LIKELIHOODS
-from .modules import AutoEncoderModule
+from .modules import AutoEncoderModule, linear_skips, start_at_pca
 from .noise import NOISES, Corruption
 from .objectives import Reconstruction
 from .training import fit_net, loss_curve, named_seeds
@@ -176,8 +176,6 @@ class StackedAE(AutoEncoder):
     (3, (1797, 8))
     """
 
-    _pca_start = False
-
     _parameter_constraints: ClassVar[dict] = {
         **AutoEncoder._parameter_constraints,
         "pretrain_iter": [Interval(Integral, 0, None, closed="left")],
@@ -311,4 +309,9 @@ class StackedAE(AutoEncoder):
                 curves.append(loss_curve(net.history))
             del inputs  # the codes' file is deleted with its folder
         self.pretrained_layers_, self.pretrain_loss_curves_ = layers, curves
+        if linear_skips(module) is not None:
+            # MLP(start="pca"), the default: PCA's linear maps beside the pretrained stacks,
+            # whose last layers start at zero, so that fine-tuning starts at PCA's solution
+            # with the pretrained features below them
+            module = start_at_pca(module, X, generator, sample_weight=sample_weight)
         return module
