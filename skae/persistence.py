@@ -42,22 +42,50 @@ from ._version import __version__
 
 FORMAT = "skae-estimator/1"
 
-# The types skops must be told to trust to load skae's estimators with built-in networks.
-SKOPS_TRUSTED_TYPES = [
-    f"skae.{module}.{name}"
-    for module, names in {
-        "autoencoder": ["AutoEncoder", "LinearAE"],
-        "denoising": ["DenoisingAE"],
-        "regularized": ["ContractiveAE", "SparseAE"],
-        "stacked": ["StackedAE"],
-        "variational": ["VariationalAE"],
-        "classifier": ["EncoderClassifier"],
-        "outliers": ["OutlierDetector"],
-        "architectures": ["MLP", "ConvNet", "MLPEnsemble"],
-        "detection": ["Calibrated", "CodeIsolation", "CodeNeighbours", "Tails"],
-    }.items()
-    for name in names
-] + ["sklearn.tree._tree.Tree"]  # the default OutlierDetector's isolation forest
+# Every class a skae file may name, and nothing else: skae's estimators (the only objects a
+# file may hold at its top), the parts their parameters and fitted state are made of, and
+# the few scikit-learn objects an estimator may hold (OutlierDetector's PCA, KernelPCA or
+# pipeline). skops's trusted-type lists are the model: a class is built only by name from
+# this table, never imported from a path the file spells.
+ESTIMATORS = {
+    "autoencoder": ["AutoEncoder", "LinearAE"],
+    "denoising": ["DenoisingAE"],
+    "regularized": ["ContractiveAE", "SparseAE"],
+    "stacked": ["StackedAE"],
+    "variational": ["VariationalAE"],
+    "classifier": ["EncoderClassifier"],
+    "outliers": ["OutlierDetector"],
+}
+PARTS = {
+    "architectures": ["MLP", "ConvNet", "MLPEnsemble"],
+    "detection": ["Calibrated", "CodeIsolation", "CodeNeighbours", "Tails"],
+}
+SCIKIT_LEARN = [
+    "sklearn.decomposition._pca.PCA",
+    "sklearn.decomposition._kernel_pca.KernelPCA",
+    "sklearn.preprocessing._data.KernelCenterer",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._data.MinMaxScaler",
+    "sklearn.pipeline.Pipeline",
+]
+
+
+def _paths(table):
+    return [f"skae.{module}.{name}" for module, names in table.items() for name in names]
+
+
+SAVED_ESTIMATORS = frozenset(_paths(ESTIMATORS))
+SAVED_CLASSES = frozenset(_paths(ESTIMATORS) + _paths(PARTS) + SCIKIT_LEARN)
+
+# The types skops must be told to trust to load skae's estimators with built-in networks:
+# skae's own classes (skops trusts scikit-learn's), and the default OutlierDetector's trees.
+SKOPS_TRUSTED_TYPES = sorted(p for p in SAVED_CLASSES if p.startswith("skae.")) + [
+    "sklearn.tree._tree.Tree"
+]
+
+
+class InvalidFileError(ValueError):
+    """A file that :func:`load` will not read: not written by :func:`save`, or altered."""
 
 
 class InconsistentVersionWarning(UserWarning):
@@ -136,14 +164,15 @@ def rebuilt_net(saved, module, objective, settings, seeds, dtype):
 # safetensors + JSON
 
 
-def _allowed_class(path):
-    module_name, _, name = path.rpartition(".")
-    root = module_name.split(".")[0]
-    if root not in ("skae", "sklearn"):
-        raise ValueError(
-            f"the file names the class {path}; skae.load builds classes from skae and "
-            "scikit-learn only."
+def _allowed_class(path, allowed=SAVED_CLASSES):
+    """The class named ``path``, if it is one of ``allowed`` (never another: no import of a
+    module the file names)."""
+    if not isinstance(path, str) or path not in allowed:
+        raise InvalidFileError(
+            f"the file names the class {path!r}, which skae.save never writes; skae.load "
+            "builds only skae's estimators and the parts they are made of."
         )
+    module_name, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module_name), name)
 
 
@@ -198,29 +227,42 @@ class _Encoder:
         )
 
 
+# The dtypes of string arrays a file may hold (numpy's unicode and bytes); never objects.
+_STRING_KINDS = "US"
+
+
 def _decode(value, arrays):
     if isinstance(value, list):
         return [_decode(v, arrays) for v in value]
-    if not isinstance(value, dict):
+    if value is None or isinstance(value, bool | int | float | str):
         return value
-    if "__array__" in value:
+    if not isinstance(value, dict):
+        raise InvalidFileError(f"an entry of type {type(value).__name__}")
+    if set(value) == {"__array__"}:
+        if value["__array__"] not in arrays:
+            raise InvalidFileError(f"it refers to an array {value['__array__']!r} it lacks")
         return arrays[value["__array__"]]
-    if "__strings__" in value:
-        return np.array(value["__strings__"], dtype=value["dtype"])
-    if "__tuple__" in value:
+    if set(value) == {"__strings__", "dtype"}:
+        dtype = np.dtype(value["dtype"]) if isinstance(value["dtype"], str) else None
+        if dtype is None or dtype.kind not in _STRING_KINDS:
+            raise InvalidFileError(f"a string array of dtype {value['dtype']!r}")
+        return np.array(value["__strings__"], dtype=dtype)
+    if set(value) == {"__tuple__"} and isinstance(value["__tuple__"], list):
         return tuple(_decode(v, arrays) for v in value["__tuple__"])
-    if "__dict__" in value:
+    if set(value) == {"__dict__"} and isinstance(value["__dict__"], dict):
         return {k: _decode(v, arrays) for k, v in value["__dict__"].items()}
-    if "__object__" in value:
+    if set(value) == {"__object__", "state"}:
         cls = _allowed_class(value["__object__"])
-        obj = cls.__new__(cls)
         state = _decode(value["state"], arrays)
+        if not isinstance(state, dict):
+            raise InvalidFileError(f"the state of {value['__object__']} is not a dict")
+        obj = cls.__new__(cls)
         if hasattr(obj, "__setstate__"):
             obj.__setstate__(state)
         else:
             obj.__dict__.update(state)
         return obj
-    raise ValueError(f"unknown entry in a skae file: {sorted(value)}")
+    raise InvalidFileError(f"an unknown entry {sorted(value)}")
 
 
 def _without_user_parts(estimator):
@@ -297,27 +339,53 @@ def load(path, *, module=None, device=None):
     from safetensors.numpy import load_file
 
     path = os.fspath(path)
-    with safe_open(path, framework="numpy") as f:
-        metadata = f.metadata() or {}
+    try:
+        with safe_open(path, framework="numpy") as f:
+            metadata = f.metadata() or {}
+    except OSError:
+        raise  # a missing or unreadable file, as open() says it
+    except Exception as exc:  # safetensors' own errors: a truncated or foreign file
+        raise InvalidFileError(f"{path} is not a valid skae file: {exc}") from exc
     if "skae" not in metadata:
-        raise ValueError(f"{path} is not a file written by skae.save (no skae header).")
-    header = json.loads(metadata["skae"])
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {header.get('format')!r}; this skae reads {FORMAT}.")
-    check_version(header["skae_version"], header["class"].rpartition(".")[2])
-    arrays = load_file(path)
-    state = _decode(header["state"], arrays)
-    if header["user_module"]:
-        if module is None:
-            raise ValueError(
-                f"{path} holds a model fitted on a module of your own; pass an unfitted "
-                "instance of it: skae.load(path, module=MyModule(...))."
-            )
+        raise InvalidFileError(f"{path} is not a file written by skae.save (no skae header).")
+    try:
+        header = json.loads(metadata["skae"])
+    except ValueError as exc:
+        raise InvalidFileError(f"{path} is not a valid skae file: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise InvalidFileError(f"{path} has format {found!r}; this skae reads {FORMAT}.")
+    if header.get("user_module") and module is None:
+        raise ValueError(
+            f"{path} holds a model fitted on a module of your own; pass an unfitted "
+            "instance of it: skae.load(path, module=MyModule(...))."
+        )
+    try:
+        return _build(header, load_file(path), module, device)
+    except InvalidFileError as exc:
+        raise InvalidFileError(f"{path} is not a valid skae file: {exc}") from exc
+    except Exception as exc:
+        # a state that does not fit its class (an altered header): refused, not half-built
+        raise InvalidFileError(
+            f"{path} is not a valid skae file: its contents do not make a "
+            f"{header.get('class')!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _build(header, arrays, module, device):
+    """The estimator a valid header and its arrays describe."""
+    cls = _allowed_class(header.get("class"), SAVED_ESTIMATORS)
+    if not isinstance(header.get("skae_version"), str):
+        raise InvalidFileError("its header has no skae version")
+    check_version(header["skae_version"], cls.__name__)
+    state = _decode(header.get("state"), arrays)
+    if not isinstance(state, dict):
+        raise InvalidFileError("its state is not a dict")
+    if header.get("user_module"):
         state["module"] = module
     if device is not None:
         state["device"] = device
     state["_skae_version"] = __version__  # checked above, against the file's header
-    cls = _allowed_class(header["class"])
     estimator = cls.__new__(cls)
     estimator.__setstate__(state)
     return estimator

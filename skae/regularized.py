@@ -94,7 +94,9 @@ class ContractiveAE(AutoEncoder):
         MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
         ``weight_decay``).
     batch_size : int or "auto", default="auto"
-        Mini-batch size; "auto" is ``min(200, n_samples)``.
+        Mini-batch size; "auto" is ``min(200, n_samples)`` up to 2,000 rows and a tenth of
+        the rows beyond (at most 2,048), so that an epoch of a larger table is ten steps,
+        not hundreds.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
@@ -317,7 +319,9 @@ class SparseAE(AutoEncoder):
         MLP: ``alpha / 2 * ||W||^2`` joins the mean per-sample loss (Adam's
         ``weight_decay``).
     batch_size : int or "auto", default="auto"
-        Mini-batch size; "auto" is ``min(200, n_samples)``.
+        Mini-batch size; "auto" is ``min(200, n_samples)`` up to 2,000 rows and a tenth of
+        the rows beyond (at most 2,048), so that an epoch of a larger table is ten steps,
+        not hundreds.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     learning_rate : {"constant", "adaptive", "cosine"}, default="constant"
