@@ -302,7 +302,10 @@ def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None, code_
         rows = torch.randperm(n_samples, generator=generator)[:max_rows].sort().values.numpy()
     count, mean, scatter = row_moments(X, rows, weights=sample_weight)
     eigenvalues, eigenvectors = np.linalg.eigh(scatter)  # ascending
-    k = min(n_components, len(rows), n_features)
+    # directions beyond the data's rank have no variance and arbitrary eigenvectors: they
+    # stay out of the start (zero rows), so that it depends on the data, not on rounding
+    rank = int((eigenvalues > eigenvalues[-1] * n_features * np.finfo(float).eps).sum())
+    k = min(n_components, rank)
     components = np.zeros((n_components, n_features))
     components[:k] = eigenvectors[:, ::-1][:, :k].T
     weight = torch.as_tensor(components, dtype=encoder.linear.weight.dtype)

@@ -364,6 +364,8 @@ def load(path, *, module=None, device=None):
         return _build(header, load_file(path), module, device)
     except InvalidFileError as exc:
         raise InvalidFileError(f"{path} is not a valid skae file: {exc}") from exc
+    except Warning:
+        raise  # a warning the caller turned into an error (-W error): not the file's fault
     except Exception as exc:
         # a state that does not fit its class (an altered header): refused, not half-built
         raise InvalidFileError(

@@ -72,3 +72,32 @@ def search_on_backend(X, backend):
         remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"], rtol=1e-4
     )
     assert remote.best_params_ == local.best_params_
+
+
+def pytest_report_header(config):
+    import torch
+
+    if torch.cuda.is_available():
+        return (
+            f"CUDA: {torch.cuda.get_device_name()} ({torch.cuda.device_count()} device(s)), "
+            f"torch {torch.__version__}, CUDA {torch.version.cuda}"
+        )
+    return "CUDA: none (the tests marked gpu skip)"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """With ``-m gpu``: what ran on the device, test by test, so a run's log says it."""
+    if "gpu" not in (config.getoption("markexpr") or ""):
+        return
+    seen = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if "gpu" not in getattr(report, "keywords", {}):
+                continue
+            if report.when == "call" or report.outcome != "passed":
+                seen[report.nodeid] = report.outcome
+    terminalreporter.section("GPU tests")
+    for nodeid, outcome in sorted(seen.items()):
+        terminalreporter.write_line(f"{outcome:8} {nodeid}")
+    counts = {o: list(seen.values()).count(o) for o in sorted(set(seen.values()))}
+    terminalreporter.write_line(", ".join(f"{n} {o}" for o, n in counts.items()) or "none ran")

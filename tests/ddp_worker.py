@@ -54,7 +54,29 @@ MODELS = {
     "detector": lambda: OutlierDetector(
         AutoEncoder(n_components=2, hidden_layer_sizes=(16,), max_iter=3)
     ),
+    # which rows each rank trains on (column 0 of the data holds each row's number)
+    "split": lambda: AutoEncoder(
+        n_components=2,
+        hidden_layer_sizes=(8,),
+        max_iter=2,
+        batch_size=100,
+        early_stopping=False,
+        callbacks=[RecordRows()],
+        random_state=0,
+    ),
 }
+
+
+class RecordRows(Callback):
+    """The rows of this rank's training batches, by their number (column 0)."""
+
+    def initialize(self):
+        self.rows_ = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.rows_.append(np.asarray(batch[0][:, 0].detach().cpu(), dtype=np.int64))
 
 
 def data():
@@ -79,6 +101,12 @@ def fitted(model, X, y):
             "loss": np.asarray(estimator.loss_curve_),
             "n_iter": estimator.n_iter_,
         }
+    if model == "split":
+        X = X.copy()
+        X[:, 0] = np.arange(len(X))  # digits' first pixel is blank: each row's number
+        estimator.fit(X)
+        (recorder,) = [c for _, c in estimator.net_.callbacks_ if isinstance(c, RecordRows)]
+        return estimator, {"rows": np.concatenate(recorder.rows_), "n_rows": len(X)}
     estimator.fit(X)
     outputs = estimator.transform(X)
     return estimator, {
@@ -108,10 +136,13 @@ def main():
     parser.add_argument("--other-data-rank", type=int, default=-1)
     parser.add_argument("--other-params-rank", type=int, default=-1)
     parser.add_argument("--independent", action="store_true", help="data_parallel(False)")
+    parser.add_argument("--backend", default="gloo", choices=("gloo", "nccl"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(args.backend, timeout=datetime.timedelta(seconds=60))
     rank = dist.get_rank()
+    if args.backend == "nccl":  # one GPU per rank
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
     X, y = data()
     if rank == args.other_data_rank:
         X = X[::-1].copy()

@@ -108,3 +108,22 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     assert run.returncode != 0
     assert "rank 1 fails on purpose at epoch 2" in run.stderr
     assert not (tmp_path / "rank0.npz").exists()
+
+
+def test_each_rank_trains_on_its_own_rows_only(tmp_path):
+    """The data-parallel split itself: in every epoch each rank's batches hold half of the
+    rows, the two halves apart and together all of them. An implementation that
+    all-reduced the gradients of whole batches on every rank would fail here."""
+    run = torchrun(tmp_path, "split")
+    assert run.returncode == 0, run.stderr[-3000:]
+    first, second = ranks(tmp_path)
+    n_rows = int(first["n_rows"])
+    epochs = 2
+    for mine, theirs in ((first["rows"], second["rows"]), (second["rows"], first["rows"])):
+        assert len(mine) == epochs * n_rows // 2
+        for epoch in range(epochs):
+            part = mine[epoch * n_rows // 2 : (epoch + 1) * n_rows // 2]
+            other = theirs[epoch * n_rows // 2 : (epoch + 1) * n_rows // 2]
+            assert len(np.unique(part)) == len(part)
+            assert not set(part) & set(other)
+            assert_array_equal(np.sort(np.concatenate([part, other])), np.arange(n_rows))

@@ -26,7 +26,6 @@ from skae import (
     ConvNet,
     DenoisingAE,
     EncoderClassifier,
-    LinearAE,
     MLPEnsemble,
     OutlierDetector,
     SparseAE,
@@ -142,6 +141,49 @@ def test_every_public_estimator_is_checked():
     assert set(CONFIGURATIONS) <= set(PUBLIC_ESTIMATORS)
 
 
+def _key(estimator):
+    """An estimator's repr on one line: what the checks' ids are made of."""
+    return " ".join(repr(estimator).split())
+
+
+# check_sample_weight_equivalence_on_dense_data fits 15 rows of 30 features, weighted by
+# integers 0-4, against the same rows repeated (about 30): one full batch per epoch either
+# way, so the fits see the same data in the same batches. These configurations pass it
+# exactly on the CPU (measured: their outputs agree to the check's rtol of 1e-7); every
+# other one is listed below with the reason it differs. xfail_strict (pyproject.toml) makes
+# a listed case that starts passing an error, so the list cannot hide a fix or a failure.
+PASS_WEIGHT_EQUIVALENCE = {
+    "LinearAE(max_iter=20, random_state=0)",
+    "AutoEncoder(max_iter=10, module=TiedAE( (encoder): LazyLinear(in_features=0, "
+    "out_features=1, bias=True) ), random_state=0)",
+    "SparseAE(max_iter=10, random_state=0, sparsity='l1')",
+    "SparseAE(max_iter=5, module=ConvNet(channels=(4,)), random_state=0)",
+    "StackedAE(max_iter=5, module=ConvNet(channels=(4,)), pretrain_iter=3, random_state=0)",
+    "EncoderClassifier(autoencoder=StackedAE(hidden_layer_sizes=(16,), max_iter=0, "
+    "n_components=8, pretrain_iter=5, random_state=0), max_iter=50, random_state=0)",
+    "OutlierDetector(autoencoder=AutoEncoder(max_iter=10, module=TiedAE( (encoder): "
+    "LazyLinear(in_features=0, out_features=1, bias=True) )), contamination=0.2, "
+    "random_state=0)",
+}
+
+
+def _draws_per_row(estimator):
+    """What an estimator draws afresh for each row it trains on, or None."""
+    inner = estimator.get_params().get("autoencoder")
+    if isinstance(estimator, OutlierDetector) and inner is None:
+        return "the default detector's isolation forests and neighbour references subsample rows"
+    target = inner if isinstance(estimator, OutlierDetector) else estimator
+    if isinstance(target, DenoisingAE):
+        return "the denoising noise is drawn for each row"
+    if isinstance(target, VariationalAE):
+        return "the ELBO's latent samples are drawn for each row"
+    if isinstance(target, ContractiveAE) and target.get_params()["module"] is not None:
+        return (
+            "the penalty's random projections (this encoder has no closed form) are drawn per row"
+        )
+    return None
+
+
 def expected_failed_checks(estimator):
     """The checks an estimator is known to fail, each with its reason."""
     failing = {}
@@ -155,19 +197,29 @@ def expected_failed_checks(estimator):
             "module with weights never hashes equal. tests/test_modules.py checks instead "
             "that fit leaves a user's module unchanged, weight for weight."
         )
-    if not (isinstance(estimator, LinearAE) and estimator.solver == "em"):
-        failing["check_sample_weight_equivalence_on_dense_data"] = (
-            "mini-batch training, as MLPRegressor's: an integer weight scales a row's loss, a "
-            "repeated row adds rows to the shuffled batches, so the two fits see different "
-            "batches (the same expected gradient). tests/test_sample_weight.py checks the "
-            "equivalence within a tolerance; LinearAE's EM solver, on weighted moments, "
-            "passes the check exactly."
-        )
     autoencoder = estimator.get_params().get("autoencoder")
-    if autoencoder is not None and not has_fit_parameter(autoencoder, "sample_weight"):
+    refuses_weights = autoencoder is not None and not has_fit_parameter(
+        autoencoder, "sample_weight"
+    )
+    if refuses_weights:
         failing["check_sample_weights_not_overwritten"] = (
             f"{type(autoencoder).__name__}.fit takes no sample_weight, so the detector "
             "refuses weights with a ValueError rather than ignore them."
+        )
+        failing["check_sample_weight_equivalence_on_dense_data"] = failing[
+            "check_sample_weights_not_overwritten"
+        ]
+    elif _key(estimator) not in PASS_WEIGHT_EQUIVALENCE:
+        draws = _draws_per_row(estimator)
+        failing["check_sample_weight_equivalence_on_dense_data"] = (
+            f"{draws}: a row repeated w times gets w draws where a row of weight w gets one, "
+            "so the two fits differ by the draws' spread (0.001 to 18 here). "
+            "tests/test_sample_weight.py checks the equivalence in expectation."
+            if draws
+            else "training runs in float32: the weighted and the repeated fit group their "
+            "rows' sums differently, and Adam's normalised steps carry the rounding "
+            "(1e-9 to 5e-5 here) past the check's rtol of 1e-7. tests/test_sample_weight.py "
+            "checks the equivalence within a float32 tolerance."
         )
     return failing
 
