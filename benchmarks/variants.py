@@ -12,6 +12,7 @@ but ``n_components`` and ``random_state``.
 import time
 
 import numpy as np
+import torch
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
@@ -56,33 +57,51 @@ def cases(adbench=None):
             yield name, StandardScaler, X, tuple(sorted({min(2, d - 1), max(1, d // 4)}))
 
 
-def measure(variants=VARIANTS, *, adbench=None, seeds=range(3), params=None, only=None):
+def measure(variants=VARIANTS, *, adbench=None, seeds=range(3), params=None, only=None, n_jobs=1):
     """Rows ``(data, scaler, k, variant, seed, sse, pca_sse, seconds)``; ``params`` maps
-    a variant's name to parameters of an experiment (not the defaults)."""
-    params = params or {}
+    a variant's name to parameters of an experiment (not the defaults). ``n_jobs`` splits
+    the (case, seed) tasks over processes, each with an equal share of torch's threads."""
+    tasks = [
+        (name, scaler, X, widths, seed)
+        for name, scaler, X, widths in cases(adbench)
+        if only is None or name in only
+        for seed in seeds
+    ]
+    if n_jobs == 1:
+        results = [_measure_split(*task, variants, params or {}) for task in tasks]
+    else:
+        from joblib import Parallel, delayed
+
+        threads = max(1, torch.get_num_threads() // n_jobs)
+        results = Parallel(n_jobs=n_jobs)(
+            delayed(_measure_split)(*task, variants, params or {}, threads) for task in tasks
+        )
+    return [row for rows in results for row in rows]
+
+
+def _measure_split(name, scaler, X, widths, seed, variants, params, threads=None):
+    """Every variant at every width on one split of one data set."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    X_train, X_test = train_test_split(X, test_size=0.3, random_state=seed)
+    fitted = scaler().fit(X_train)
+    X_train, X_test = fitted.transform(X_train), fitted.transform(X_test)
     rows = []
-    for name, scaler, X, widths in cases(adbench):
-        if only is not None and name not in only:
-            continue
-        for seed in seeds:
-            X_train, X_test = train_test_split(X, test_size=0.3, random_state=seed)
-            fitted = scaler().fit(X_train)
-            X_train, X_test = fitted.transform(X_train), fitted.transform(X_test)
-            for k in widths:
-                pca = held_out_sse(PCA(k).fit(X_train), X_test)
-                for variant in variants:
-                    model = getattr(skae, variant)(
-                        n_components=k, random_state=seed, **params.get(variant, {})
-                    )
-                    start = time.perf_counter()
-                    model.fit(X_train)
-                    seconds = time.perf_counter() - start
-                    sse = held_out_sse(model, X_test)
-                    rows.append((name, scaler.__name__, k, variant, seed, sse, pca, seconds))
-                    progress(
-                        f"{name} {scaler.__name__} k={k} {variant} seed={seed}: "
-                        f"{sse / max(pca, 1e-12):.3f} x PCA, {seconds:.1f} s"
-                    )
+    for k in widths:
+        pca = held_out_sse(PCA(k).fit(X_train), X_test)
+        for variant in variants:
+            model = getattr(skae, variant)(
+                n_components=k, random_state=seed, **params.get(variant, {})
+            )
+            start = time.perf_counter()
+            model.fit(X_train)
+            seconds = time.perf_counter() - start
+            sse = held_out_sse(model, X_test)
+            rows.append((name, scaler.__name__, k, variant, seed, sse, pca, seconds))
+            progress(
+                f"{name} {scaler.__name__} k={k} {variant} seed={seed}: "
+                f"{sse / max(pca, 1e-12):.3f} x PCA, {seconds:.1f} s"
+            )
     return rows
 
 

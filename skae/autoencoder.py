@@ -33,8 +33,10 @@ class AutoEncoder(BaseAutoEncoder):
         Size of the code. None: the code width of a module of your own, else 2. With a
         module of your own, any other value than its code width is an error.
     module : None, MLP, ConvNet or torch.nn.Module, default=None
-        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
-        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``,
+        started at PCA's solution (``MLP(start="pca")``; see the user guide, "Every
+        variant starts where PCA ends"); :class:`MLP` and :class:`ConvNet` are the
+        built-in architectures, whose parameters
         are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
         of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
         ``decode(codes) -> eta``, the output's natural parameter (the mean for
@@ -222,8 +224,9 @@ class AutoEncoder(BaseAutoEncoder):
         self.warm_start = warm_start
         self.callbacks = callbacks
 
-    # The default network starts at PCA's solution (MLP(start="pca")); the variants keep
-    # the plain MLP their penalties, noise and pretraining were designed on.
+    # The default network starts at PCA's solution (MLP(start="pca")), every variant's but
+    # the VAE's (whose codes are a posterior's samples, not a projection): see the user
+    # guide, "Every variant starts where PCA ends".
     _pca_start = True
 
     @property

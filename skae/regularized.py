@@ -52,8 +52,10 @@ class ContractiveAE(AutoEncoder):
         Size of the code. None: the code width of a module of your own, else 2. With a
         module of your own, any other value than its code width is an error.
     module : None, MLP, ConvNet or torch.nn.Module, default=None
-        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
-        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``,
+        started at PCA's solution (``MLP(start="pca")``; see the user guide, "Every
+        variant starts where PCA ends"); :class:`MLP` and :class:`ConvNet` are the
+        built-in architectures, whose parameters
         are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
         of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
         ``decode(codes) -> eta``, the output's natural parameter (the mean for
@@ -277,7 +279,10 @@ class SparseAE(AutoEncoder):
 
     The code units' activation is the built-in networks' (:class:`MLP`, :class:`ConvNet`);
     a module of your own keeps its own codes, which for ``sparsity="kl"`` must lie in
-    (0, 1). The penalty only shapes training: ``transform``, ``inverse_transform`` and
+    (0, 1). With the default network the logistic codes start at PCA's solution: the
+    principal coordinates through ``sigmoid(logit(sparsity_target) + y / s)``, which the
+    decoder inverts exactly (:func:`skae.modules.start_at_pca`). The penalty only shapes
+    training: ``transform``, ``inverse_transform`` and
     ``score`` are those of :class:`AutoEncoder`.
 
     Parameters
@@ -286,8 +291,10 @@ class SparseAE(AutoEncoder):
         Size of the code. None: the code width of a module of your own, else 2. With a
         module of your own, any other value than its code width is an error.
     module : None, MLP, ConvNet or torch.nn.Module, default=None
-        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``;
-        :class:`MLP` and :class:`ConvNet` are the built-in architectures, whose parameters
+        The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``,
+        started at PCA's solution (``MLP(start="pca")``; see the user guide, "Every
+        variant starts where PCA ends"); :class:`MLP` and :class:`ConvNet` are the
+        built-in architectures, whose parameters
         are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
         of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
         ``decode(codes) -> eta``, the output's natural parameter (the mean for

@@ -151,3 +151,28 @@ def test_a_run_without_publish_leaves_the_committed_results_alone(scratch, small
     assert list((scratch / "benchmarks" / "results").iterdir()) == []
     assert not (scratch / "benchmarks" / "RESULTS.md").exists()
     assert (scratch / "README.md").read_text() == readme
+
+
+def test_the_variants_table_compares_every_variant_with_pca(tmp_path):
+    """The variants benchmark on iris and a tiny ADBench-shaped folder: one row per
+    variant, every case in the per-case table, the ratio to PCA as measured."""
+    from benchmarks import variants
+
+    rng = np.random.RandomState(0)
+    np.savez(tmp_path / "1_tiny.npz", X=rng.rand(60, 8), y=(rng.rand(60) < 0.1).astype(int))
+    rows = variants.measure(
+        ["AutoEncoder", "SparseAE"],
+        adbench=tmp_path,
+        seeds=[0],
+        only={"iris", "1_tiny"},
+        params={v: {"max_iter": 2} for v in ("AutoEncoder", "SparseAE")},
+    )
+    cases = {r[:3] for r in rows}
+    assert ("1_tiny", "StandardScaler", 2) in cases  # a quarter of 8 features is 2
+    assert ("iris", "MinMaxScaler", 2) in cases
+    summary = variants.summary_table(rows)
+    assert summary.count("\n") == 3  # header, rule, two variants
+    for name, scaler, k, variant, seed, sse, pca, seconds in rows:
+        assert sse > 0 and pca > 0 and seconds >= 0
+    detail = variants.detail_table(rows)
+    assert len(detail.splitlines()) == 2 + len(cases)
