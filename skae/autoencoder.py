@@ -15,7 +15,7 @@ from torch import nn
 
 from .architectures import MLP, UserModule
 from .base import BaseAutoEncoder, output_dtype
-from .modules import ACTIVATIONS, init_weights, linear_autoencoder, row_moments
+from .modules import ACTIVATIONS, SKIP_CODES, init_weights, linear_autoencoder, row_moments
 from .training import TRAINING_CONSTRAINTS, loss_curve, make_net
 
 
@@ -232,7 +232,8 @@ class AutoEncoder(BaseAutoEncoder):
     @property
     def _warmup_steps(self):
         """Small first steps keep a PCA start (the default network's; see Notes)."""
-        return 200 if getattr(self._architecture(), "start", None) == "pca" else 0
+        pca = getattr(self._architecture(), "start", None) == "pca"
+        return 200 if pca and self._code_activation() in SKIP_CODES else 0
 
     def _code_activation(self):
         """The code layer's activation: linear, as Hinton & Salakhutdinov's code units."""

@@ -50,7 +50,7 @@ def test_zero_noise_is_the_plain_autoencoder(digits):
     params = {"n_components": 3, "max_iter": 3, "random_state": 0}
     assert_array_equal(
         DenoisingAE(noise_level=0.0, **params).fit(X).transform(X),
-        AutoEncoder(module=MLP(), alpha=0.0, **params).fit(X).transform(X),
+        AutoEncoder(alpha=0.0, **params).fit(X).transform(X),
     )
 
 

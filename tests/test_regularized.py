@@ -3,7 +3,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skae import MLP, AutoEncoder
+from skae import AutoEncoder
 from skae.likelihoods import LIKELIHOODS
 from skae.modules import AutoEncoderModule, mlp
 from skae.objectives import (
@@ -130,7 +130,7 @@ def test_zero_contraction_is_the_plain_autoencoder(digits):
     params = {"n_components": 3, "max_iter": 3, "random_state": 0}
     assert_array_equal(
         ContractiveAE(contraction=0.0, **params).fit(X).transform(X),
-        AutoEncoder(module=MLP(), alpha=0.0, **params).fit(X).transform(X),
+        AutoEncoder(alpha=0.0, **params).fit(X).transform(X),
     )
 
 

@@ -103,6 +103,7 @@ def test_integer_weights_fit_as_repeated_rows_within_tolerance(cls, digits01):
     train, test = X[:1400], X[1400:]
     weights = np.where(np.arange(len(train)) % 2 == 0, 4, 1)
     params = {"n_components": 8, "loss": "bce", "hidden_layer_sizes": (32,), "random_state": 0}
+    params["batch_size"] = 200  # the same batches for both (not "auto", which grows with n)
     weighted = cls(**params, max_iter=100).fit(train, sample_weight=weights)
     repeated = cls(**params, max_iter=40).fit(np.repeat(train, weights, axis=0))
     error_w = reconstruction_error(weighted, test)

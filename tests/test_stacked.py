@@ -13,6 +13,13 @@ from skae.stacked import StackedAE
 from .conftest import sse
 
 SMALL = {"n_components": 4, "hidden_layer_sizes": (16, 8), "pretrain_iter": 10, "random_state": 0}
+# the classic stacked autoencoder: a randomly initialised MLP, no PCA maps beside it
+CLASSIC = {
+    "n_components": 4,
+    "module": MLP(hidden_layer_sizes=(16, 8)),
+    "pretrain_iter": 10,
+    "random_state": 0,
+}
 
 
 @pytest.fixture
@@ -38,15 +45,13 @@ def linear_layers(sequential):
 
 def test_without_fine_tuning_the_deep_network_is_the_pretrained_stack(digits):
     X, *_ = digits
-    sae = StackedAE(max_iter=0, **SMALL).fit(X)
+    sae = StackedAE(max_iter=0, **CLASSIC).fit(X)
     shallow = sae.pretrained_layers_
     assert len(shallow) == len(sae.pretrain_loss_curves_) == 3
     assert sae.loss_curve_ == [] and sae.n_iter_ == 0
     # AutoEncoder's network, layer for layer
     plain = AutoEncoder(
-        module=MLP(hidden_layer_sizes=SMALL["hidden_layer_sizes"]),
-        max_iter=0,
-        **{k: v for k, v in SMALL.items() if k not in ("pretrain_iter", "hidden_layer_sizes")},
+        max_iter=0, **{k: v for k, v in CLASSIC.items() if k not in ("pretrain_iter",)}
     )
     assert repr(sae.module_) == repr(plain.fit(X).module_)
     encoder, decoder = linear_layers(sae.module_.encoder), linear_layers(sae.module_.decoder)
@@ -61,9 +66,23 @@ def test_without_fine_tuning_the_deep_network_is_the_pretrained_stack(digits):
     assert_allclose(sae.transform(X), codes.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_the_default_puts_the_pretrained_stacks_beside_pca(digits):
+    """The default network: the pretrained levels are the stacks' layers beside PCA's maps,
+    whose last layers start at zero (the start is PCA's solution; test_variants.py)."""
+    X, *_ = digits
+    sae = StackedAE(max_iter=0, **SMALL).fit(X)
+    encoder, decoder = sae.module_.encoder.body, sae.module_.decoder.body
+    for depth, layer in enumerate(sae.pretrained_layers_[:-1]):
+        assert_array_equal(
+            linear_layers(encoder)[depth].weight.detach(), layer.encoder[0].weight.detach()
+        )
+    assert not linear_layers(encoder)[-1].weight.any()
+    assert not linear_layers(decoder)[-1].weight.any()
+
+
 def test_layers_below_stay_fixed_while_a_layer_above_trains(digits, engine_calls):
     X, *_ = digits
-    sae = StackedAE(max_iter=0, early_stopping=False, **SMALL).fit(X)
+    sae = StackedAE(max_iter=0, early_stopping=False, **CLASSIC).fit(X)
     first, second, third, fine_tuning = engine_calls
     assert_array_equal(first.X, X)
     # The first layer's weights right after its own pretraining are its final ones.
@@ -98,7 +117,14 @@ def test_pretraining_lowers_heldout_error_at_the_same_fine_tuning_budget(digits)
     # fine-tuning instead (50 epochs, no pretraining) it is 23.9: the gain here is at equal
     # fine-tuning budget, not at equal compute.
     X_train, X_test, *_ = digits
-    budget = {"n_components": 8, "hidden_layer_sizes": (128, 64), "max_iter": 20, "random_state": 0}
+    # the classic stack, randomly initialised (the default's PCA start needs little of it;
+    # test_variants.py measures what pretraining adds there)
+    budget = {
+        "n_components": 8,
+        "module": MLP(hidden_layer_sizes=(128, 64)),
+        "max_iter": 20,
+        "random_state": 0,
+    }
     pretrained = StackedAE(pretrain_iter=10, **budget).fit(X_train)
     scratch = StackedAE(pretrain_iter=0, **budget).fit(X_train)
     assert all(curve == [] for curve in scratch.pretrain_loss_curves_)
