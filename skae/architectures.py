@@ -70,9 +70,9 @@ class MLP(_BuiltIn):
         projection (fitted on at most 10,000 training rows) while the stacks' last layers
         start at zero: the network starts as PCA's solution, which training can only
         improve on in training loss, and the nonlinear layers learn what PCA misses.
-        For a linear code layer, or a logistic one (:class:`SparseAE`'s), whose codes
-        start in the logistic curve's linear regime; not for a VAE, nor ReLU codes. The
-        default of every autoencoder but :class:`VariationalAE`.
+        For a linear code layer, or a logistic one (:class:`SparseAE`'s: a fixed logistic
+        map of the linear codes, which the decoder inverts exactly); not for a VAE, nor
+        ReLU codes. The default of every autoencoder but :class:`VariationalAE`.
 
     See Also
     --------

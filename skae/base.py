@@ -44,7 +44,7 @@ from . import distributed
 from ._version import __version__
 from .engine import _is_memory_mapped, host_tensor, map_batches
 from .likelihoods import LIKELIHOODS
-from .modules import encode
+from .modules import encode, linear_skips
 from .objectives import Reconstruction
 from .persistence import check_version, portable_net, rebuilt_net
 from .training import (
@@ -60,6 +60,10 @@ FLOAT_DTYPES = (np.float64, np.float32)
 
 # Rows per chunk when a fitted module runs over data (transform and friends).
 MAP_CHUNK = 4096
+
+# A PCA start is replaced by training only if the held-out rows' mean gain exceeds this many
+# standard errors (a one-sided test at about 2.3%; see NeuralNetMixin._keep_training).
+START_MARGIN = 2.0
 
 
 def output_dtype(X):
@@ -266,6 +270,7 @@ class NeuralNetMixin:
                 self.net_ = previous
                 raise
         else:
+            start = self._start_to_guard(module)
             net = fit_net(
                 module,
                 self._objective(),
@@ -283,7 +288,60 @@ class NeuralNetMixin:
             self.net_, self.device_ = net, net.device
             self.data_path_ = net.data_path_
             epochs = len(net.history)
+            if start is not None:
+                self.improved_on_start_ = self._keep_training(start, X, y, sample_weight)
         self._record_history(epochs)
+
+    def _start_to_guard(self, module):
+        """The initial weights of a PCA start that early stopping will judge (a copy), or
+        None: training keeps its result only if it beats that start on the held-out rows
+        by more than their noise (:meth:`_keep_training`)."""
+        if not self._settings()["early_stopping"] or linear_skips(module) is None:
+            return None
+        return copy.deepcopy(module.state_dict())
+
+    def _keep_training(self, start, X, y=None, sample_weight=None):
+        """Keep the trained network, or put the PCA start back when on the held-out rows
+        its reconstruction is not better by more than ``START_MARGIN`` standard errors of
+        the per-row gains: on a small table a tenth of the rows is a noisy judge, and a
+        network that beat PCA on ten rows by chance loses to it on the next ones (iris).
+        Returns whether training was kept."""
+        net = self.net_
+        if distributed.world()[1] > 1:
+            return True  # every rank must decide alike; the ranks' held-out rows are one
+        _, valid = net.train_split(np.arange(len(X)), y)
+        rows = np.sort(np.asarray(valid.indices))
+        if len(rows) < 2:
+            return True
+        module = net.module_
+        trained = copy.deepcopy(module.state_dict())
+        after = self._row_losses(module, X, rows)
+        module.load_state_dict(start)
+        gains = self._row_losses(module, X, rows) - after
+        w = np.ones(len(rows)) if sample_weight is None else np.asarray(sample_weight)[rows]
+        if w.sum() <= 0:
+            return True
+        mean = np.average(gains, weights=w)
+        spread = np.sqrt(np.average((gains - mean) ** 2, weights=w))
+        rows_effective = w.sum() ** 2 / (w**2).sum()
+        if mean > START_MARGIN * spread / np.sqrt(rows_effective):
+            module.load_state_dict(trained)
+            return True
+        return False
+
+    def _row_losses(self, module, X, rows, chunk=4096):
+        """Each row's reconstruction loss (the likelihood's, no penalty) under ``module``."""
+        device = next(module.parameters()).device
+        was_training = module.training
+        module.eval()
+        losses = []
+        with torch.no_grad():
+            for i in range(0, len(rows), chunk):
+                x = host_tensor(X[rows[i : i + chunk]], self._torch_dtype).to(device)
+                eta = module.decode(encode(module, x))
+                losses.append(self._likelihood.loss(eta, x).double().cpu().numpy())
+        module.train(was_training)
+        return np.concatenate(losses)
 
     def _record_history(self, epochs):
         history = self.net_.history

@@ -125,6 +125,8 @@ class DenoisingAE(AutoEncoder):
         Gaussian noise at "auto".
     module_, net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`.
+    improved_on_start_ : bool
+        As in :class:`AutoEncoder`.
 
     See Also
     --------

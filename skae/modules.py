@@ -28,6 +28,9 @@ ACTIVATIONS = {
     "relu": nn.ReLU,
 }
 
+# Code activations a PCA start can take: linear codes, and logistic ones (LogisticCode).
+SKIP_CODES = ("identity", "logistic")
+
 # Gain of the initialisation for each activation (He for ReLU, Glorot otherwise).
 _GAINS = {"identity": 1.0, "logistic": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
 
@@ -247,10 +250,6 @@ def mlp_autoencoder(
         encoder = nn.Sequential(encoder, LogisticCode(n_components))
         decoder = nn.Sequential(LogisticCode(n_components, inverse=True), decoder)
     return AutoEncoderModule(encoder, decoder)
-
-
-# Code activations a PCA start can take: linear codes, and logistic ones (LogisticCode).
-SKIP_CODES = ("identity", "logistic")
 
 
 def row_moments(X, rows=None, chunk=2048, weights=None, scatter=True):

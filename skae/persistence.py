@@ -15,8 +15,10 @@ Four ways, from the most to the least faithful:
   refused with a ``TypeError`` that says so: use :func:`save` or pickle for it.
 * :func:`save` / :func:`load` (``pip install skae[save]``): one ``.safetensors`` file, the
   arrays as tensors and everything else as JSON in its header. Loading executes no code
-  from the file, and imports classes from skae and scikit-learn only: a ``module`` of your
-  own is passed to :func:`load` again, and ``callbacks`` are not saved.
+  from the file and builds only the classes ``save`` writes (:data:`SAVED_CLASSES`), with
+  a skae estimator at the top; any other or altered file is an :class:`InvalidFileError`
+  (a ``ValueError``) that says why. A ``module`` of your own is passed to :func:`load`
+  again, and ``callbacks`` are not saved.
 * :func:`export_onnx`: the encoder (``transform``) or the decoder (``inverse_transform``)
   as an ONNX graph for serving without Python (``pip install skae[onnx]``).
 

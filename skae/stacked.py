@@ -151,6 +151,10 @@ class StackedAE(AutoEncoder):
         Whether the fit held rows out for early stopping (``early_stopping`` resolved).
     validation_scores_ : list of float
         Minus the validation loss per epoch, with early stopping.
+    improved_on_start_ : bool
+        With early stopping and the default network: whether training beat the PCA start
+        on the held-out rows by more than two standard errors of the per-row gains in
+        reconstruction; if not, the fitted network is the start, PCA's solution.
     n_iter_ : int
         Number of epochs run.
     device_ : str

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import warnings
 from importlib.util import find_spec
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -426,11 +427,23 @@ def _replaced(tree, path, value):
     return tree
 
 
-def test_a_fuzzed_header_loads_cleanly_or_is_refused(saved, tmp_path):
+def test_a_fuzzed_header_loads_cleanly_or_is_refused(saved, tmp_path, monkeypatch):
     """Hypothesis over the JSON tree: any node replaced by any small JSON value (an encoded
-    array, object or string array among them) gives a ValueError or an AutoEncoder."""
+    array, object or string array among them) gives a ValueError or an AutoEncoder, and
+    load imports no module but those of the classes it may build."""
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import strategies as st
+
+    allowed_modules = {path.rpartition(".")[0] for path in persistence.SAVED_CLASSES}
+    imported = []
+    import_module = persistence.importlib.import_module
+
+    def recording(name, *args):
+        imported.append(name)
+        return import_module(name, *args)
+
+    # persistence's own imports only (hypothesis and torch import lazily as they please)
+    monkeypatch.setattr(persistence, "importlib", SimpleNamespace(import_module=recording))
 
     header, arrays = saved
     positions = list(_nodes(header))
@@ -465,6 +478,9 @@ def test_a_fuzzed_header_loads_cleanly_or_is_refused(saved, tmp_path):
                 estimator = load(path)
         except ValueError:
             return
+        finally:
+            assert set(imported) <= allowed_modules, set(imported) - allowed_modules
         assert type(estimator) is AutoEncoder
 
     check()
+    assert imported  # the recorder saw load build its classes

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
-from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -168,3 +168,21 @@ def test_stacked_pretraining_lowers_a_short_fine_tunings_loss(digits):
     pretrained = StackedAE(**params).fit(X)
     scratch = StackedAE(pretrain_iter=0, **params).fit(X)
     assert pretrained.loss_curve_[-1] < scratch.loss_curve_[-1]
+
+
+def test_a_start_that_training_does_not_beat_beyond_noise_is_put_back():
+    """Iris, split seed 1: the ten held-out rows let the trained network through by chance
+    (1.08 times PCA's error on the test rows); the per-row test puts the start back."""
+    X_train, X_test = split(load_iris, StandardScaler, 1)
+    pca = reconstruction(PCA(2).fit(X_train), X_test)
+    for variant in (AutoEncoder, ContractiveAE, SparseAE):
+        model = variant(n_components=2, random_state=1).fit(X_train)
+        assert not model.improved_on_start_
+        assert reconstruction(model, X_test) <= 1.0001 * pca
+
+
+def test_a_start_that_training_beats_is_replaced(digits):
+    X_train, X_test = digits[0], digits[1]
+    model = AutoEncoder(n_components=10, random_state=0).fit(X_train)
+    assert model.improved_on_start_
+    assert reconstruction(model, X_test) < 0.8 * reconstruction(PCA(10).fit(X_train), X_test)
