@@ -31,6 +31,10 @@ ACTIVATIONS = {
 # Code activations a PCA start can take: linear codes, and logistic ones (LogisticCode).
 SKIP_CODES = ("identity", "logistic")
 
+# The logistic codes' PCA start keeps every training row's pre-activation within this many
+# units of the target's logit (above it, float32's sigmoid reaches 1 at about 16.6).
+LOGISTIC_REACH = 3.0
+
 # Gain of the initialisation for each activation (He for ReLU, Glorot otherwise).
 _GAINS = {"identity": 1.0, "logistic": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
 
@@ -189,10 +193,11 @@ class LinearSkip(nn.Module):
 
 class LogisticCode(nn.Module):
     """Codes in (0, 1) from real ones, ``sigmoid(offset + scale * y)`` per unit, or with
-    ``inverse`` its exact inverse ``(logit(z) - offset) / scale`` (codes clipped 1e-6 away
-    from 0 and 1). ``offset`` and ``scale`` are buffers, set by :func:`start_at_pca`: the
-    encoder ends with the map, the decoder starts with its inverse, so that logistic codes
-    lose nothing of what the linear ones beneath them hold."""
+    ``inverse`` its exact inverse ``(logit(z) - offset) / scale`` (codes clipped to the
+    dtype's smallest positive number and to one epsilon below 1). ``offset`` and ``scale``
+    are buffers, set by :func:`start_at_pca`: the encoder ends with the map, the decoder
+    starts with its inverse, so that logistic codes lose nothing of what the linear ones
+    beneath them hold."""
 
     def __init__(self, n_components, inverse=False):
         super().__init__()
@@ -202,7 +207,11 @@ class LogisticCode(nn.Module):
 
     def forward(self, x):
         if self.inverse:
-            return (torch.logit(x, eps=1e-6) - self.offset) / self.scale
+            # logit(z) = log(z) - log(1 - z): exact down to the smallest float (a row far
+            # below the target keeps its value); above, 1 - z has the precision of its dtype
+            tiny, top = torch.finfo(x.dtype).tiny, 1 - torch.finfo(x.dtype).eps
+            z = x.clamp(tiny, top)
+            return (torch.log(z) - torch.log1p(-z) - self.offset) / self.scale
         return torch.sigmoid(self.offset + self.scale * x)
 
 
@@ -286,10 +295,11 @@ def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None, code_
     ``sample_weight`` if given), accumulated chunk by chunk.
 
     Logistic codes are ``sigmoid(logit(code_mean) + y_j / s)`` of the principal coordinates
-    ``y_j``, ``s`` the largest one's standard deviation (one scale for every unit, so that
-    the codes keep PCA's proportions and a small move of a minor coordinate cannot
-    saturate its unit); the decoder's exact inverse gives ``y`` back, so the start is PCA's
-    solution for these codes too."""
+    ``y_j``, ``s`` the largest one's standard deviation, or a third of the largest
+    ``|y_j|`` of the rows if wider (one scale for every unit, so that the codes keep PCA's
+    proportions, a small move of a minor coordinate cannot saturate its unit, and no row of
+    a heavy-tailed table leaves the curve's invertible range); the decoder's exact inverse
+    gives ``y`` back, so the start is PCA's solution for these codes too."""
     skips = linear_skips(module)
     if skips is None:
         raise TypeError("start_at_pca needs linear maps beside the stacks (mlp_autoencoder)")
@@ -321,10 +331,18 @@ def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None, code_
             last.weight.zero_()
             last.bias.zero_()
         if code is not None:
+            # one scale for every unit: the largest coordinate's spread, or a third of the
+            # largest coordinate seen, whichever is wider, so that no training row leaves
+            # the curve's invertible range (heavy tails would saturate their units)
             top = math.sqrt(max(eigenvalues[-1], 0.0) / max(count, 1e-12))
+            widest = 0.0
+            for c in range(0, len(rows), 2048):
+                chunk = np.asarray(X[rows[c : c + 2048]], dtype=np.float64) - mean.numpy()
+                widest = max(widest, float(np.abs(chunk @ components[:k].T).max(initial=0)))
+            spread = max(top, widest / LOGISTIC_REACH)
             for part in (code, inverse):
                 part.offset.fill_(math.log(code_mean / (1 - code_mean)))
-                part.scale.fill_(1 / top if top > 0 else 1.0)
+                part.scale.fill_(1 / spread if spread > 0 else 1.0)
     return module
 
 
