@@ -92,7 +92,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     seen = {}
     for reports in terminalreporter.stats.values():
         for report in reports:
-            if "gpu" not in getattr(report, "keywords", {}):
+            # test reports only (the stats also hold deselected items and warnings)
+            if not hasattr(report, "when") or "gpu" not in getattr(report, "keywords", {}):
                 continue
             if report.when == "call" or report.outcome != "passed":
                 seen[report.nodeid] = report.outcome
