@@ -33,12 +33,24 @@ class Corruption:
     def _uniform(self, x, generator):
         return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_level_tensor"}
+
+    def _level_on(self, x):
+        """``level`` as a tensor on ``x``'s device and dtype, made once, not per batch (a
+        per-feature level would be a host-to-device copy at every step)."""
+        cached = self.__dict__.get("_level_tensor")
+        if cached is None or cached.device != x.device or cached.dtype != x.dtype:
+            cached = torch.as_tensor(self.level, dtype=x.dtype, device=x.device)
+            self._level_tensor = cached
+        return cached
+
     def __call__(self, x, generator):
         if not np.any(self.level):
             return x
         if self.noise == "gaussian":
             eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            return x + torch.as_tensor(self.level, dtype=x.dtype, device=x.device) * eps
+            return x + self._level_on(x) * eps
         hit = self._uniform(x, generator) < self.level
         if self.noise == "masking":
             return x.masked_fill(hit, 0.0)
