@@ -16,6 +16,7 @@ from torch import nn
 from .architectures import MLP, UserModule
 from .base import BaseAutoEncoder, output_dtype
 from .modules import ACTIVATIONS, SKIP_CODES, init_weights, linear_autoencoder, row_moments
+from .tasks import NetSnapshot
 from .training import TRAINING_CONSTRAINTS, loss_curve, make_net
 
 
@@ -278,7 +279,7 @@ class AutoEncoder(BaseAutoEncoder):
             code_activation=self._code_activation(),
         )
 
-    def _initialize_weights(self, module, X, generator, sample_weight=None):
+    def _initialize_weights(self, module, X, generator, sample_weight=None, task=None):
         return self._architecture().init_weights(module, generator, X, sample_weight)
 
 
@@ -493,7 +494,7 @@ class LinearAE(BaseAutoEncoder):
     def _build_module(self, X, n_components):
         return linear_autoencoder(X.mean(axis=0), n_components)
 
-    def _initialize_weights(self, module, X, generator, sample_weight=None):
+    def _initialize_weights(self, module, X, generator, sample_weight=None, task=None):
         return init_weights(module, generator, "identity")
 
     def _training_rows(self, X, sample_weight=None):
@@ -536,11 +537,26 @@ class LinearAE(BaseAutoEncoder):
         return n, mean, scatter
 
     def _train(
-        self, X, y=None, *, module, seeds, stratified=False, epochs=None, sample_weight=None
+        self,
+        X,
+        y=None,
+        *,
+        module,
+        seeds,
+        stratified=False,
+        epochs=None,
+        sample_weight=None,
+        task=None,
     ):
         if self.solver != "em":
             return super()._train(
-                X, y, module=module, seeds=seeds, epochs=epochs, sample_weight=sample_weight
+                X,
+                y,
+                module=module,
+                seeds=seeds,
+                epochs=epochs,
+                sample_weight=sample_weight,
+                task=task,
             )
         # partial_fit (epochs=1) accumulates the moments; fit and warm_start read X's own
         n, mean, scatter = self._moments(X, epochs is not None, sample_weight)
@@ -562,12 +578,15 @@ class LinearAE(BaseAutoEncoder):
         encoder, decoder = module.encoder[1].weight, module.decoder[0].weight
         basis = torch.linalg.qr(decoder.detach().to(dtype))[0]  # the decoder's subspace
         trace = torch.trace(cov)
-        self._em_converged = interrupted = False
+        self._em_converged = interrupted = stopped = False
+        # each EM step a subtask of the fit for scikit-learn's callbacks
+        steps = task if task is not None and task.listening else None
         with torch.no_grad():
             module.encoder[0].shift.copy_(torch.as_tensor(-mean))
             module.decoder[1].shift.copy_(torch.as_tensor(mean))
             try:
                 for _ in range(self.max_iter):
+                    step = None if steps is None else steps.child("em step")
                     start = time.perf_counter()
                     # E-step: the optimal encoder for an orthonormal decoder is its
                     # transpose; M-step: the optimal decoder for that encoder,
@@ -581,6 +600,9 @@ class LinearAE(BaseAutoEncoder):
                     record = {"train_loss": loss, "dur": time.perf_counter() - start}
                     basis = new
                     net.history.append({"epoch": len(net.history) + 1, "batches": [], **record})
+                    if step is not None and step.end(_em_fitted(net, basis)):
+                        stopped = True  # a callback asked to stop: the subspace reached is kept
+                        break
                     if float(moved) <= self.tol:
                         self._em_converged = True
                         break
@@ -600,7 +622,7 @@ class LinearAE(BaseAutoEncoder):
         self.loss_curve_ = loss_curve(net.history)
         if self.loss_curve_:
             self.best_loss_ = min(self.loss_curve_)
-        if self.max_iter and not (self._em_converged or interrupted):
+        if self.max_iter and not (self._em_converged or interrupted or stopped):
             warnings.warn(
                 f"LinearAE: maximum iterations (max_iter={self.max_iter}) reached and the "
                 f"subspace still moves by more than tol={self.tol} per EM step.",
@@ -644,3 +666,17 @@ class LinearAE(BaseAutoEncoder):
         with torch.no_grad():
             self.module_.encoder[1].weight.copy_(weight)
             self.module_.decoder[0].weight.copy_(weight.T)
+
+
+def _em_fitted(net, basis):
+    """The fitted attributes of a LinearAE whose EM step reached the orthonormal ``basis``
+    (for scikit-learn's callbacks: a copy of the module with that basis, made if asked)."""
+
+    def fitted():
+        snapshot = NetSnapshot(net)
+        with torch.no_grad():
+            snapshot.module_.encoder[1].weight.copy_(basis.T)
+            snapshot.module_.decoder[0].weight.copy_(basis)
+        return {"net_": snapshot, "device_": net.device}
+
+    return fitted

@@ -13,6 +13,7 @@ only what differs by overriding the hooks ``_build_module`` (the network),
 input noise), ``_check_data``, ``_training_rows`` and ``_after_fit``; none copies ``fit``.
 """
 
+import contextlib
 import copy
 import copyreg
 import math
@@ -47,6 +48,7 @@ from .likelihoods import LIKELIHOODS
 from .modules import encode, linear_skips
 from .objectives import Reconstruction
 from .persistence import check_version, portable_net, rebuilt_net
+from .tasks import CallbackSupportMixin, Task
 from .training import (
     TRAINING_CONSTRAINTS,
     continue_net,
@@ -130,10 +132,12 @@ def check_weights(X, y, sample_weight):
     return X, y, weights * (len(weights) / total)
 
 
-class NeuralNetMixin:
+class NeuralNetMixin(CallbackSupportMixin):
     """Training shared by skae's estimators: a torch module trained by skorch.
 
     Uses the parameters of ``TRAINING_CONSTRAINTS``; subclasses implement ``_objective()``.
+    scikit-learn's callbacks (``set_callbacks``, scikit-learn >= 1.9) see each epoch as a
+    subtask of the fit (see :mod:`skae.tasks`).
     """
 
     # The float type the module trains and runs in; outputs take the input's dtype.
@@ -197,6 +201,8 @@ class NeuralNetMixin:
         ``omit_module`` left out (skae.persistence.save, whose load takes it again)."""
         state = self._full_state()
         net = state.pop("net_", None)
+        # scikit-learn's callbacks follow a fit; they are not part of the model
+        state.pop("_skl_callbacks", None)
         # copies of the layers after pretraining (StackedAE), torch modules: not portable
         state.pop("pretrained_layers_", None)
         if isinstance(state.get("module"), torch.nn.Module):
@@ -252,10 +258,20 @@ class NeuralNetMixin:
         return self.net_.history
 
     def _train(
-        self, X, y=None, *, module, seeds, stratified=False, epochs=None, sample_weight=None
+        self,
+        X,
+        y=None,
+        *,
+        module,
+        seeds,
+        stratified=False,
+        epochs=None,
+        sample_weight=None,
+        task=None,
     ):
         """Train ``module`` from scratch, or with ``module=None`` continue the fitted net, for
-        ``epochs`` (default: ``max_iter``), each row weighted by ``sample_weight`` if given.
+        ``epochs`` (default: ``max_iter``), each row weighted by ``sample_weight`` if given,
+        each epoch a subtask of ``task`` for scikit-learn's callbacks.
 
         A new net becomes ``net_`` only once training succeeded; a continuation that fails
         (diverges) puts the previous net back, so no error leaves a broken model behind.
@@ -265,7 +281,7 @@ class NeuralNetMixin:
             if epochs is None:  # warm_start: this call's max_iter, as scikit-learn's MLP
                 self.net_.max_epochs = self.max_iter
             try:
-                epochs = continue_net(self.net_, X, y, seeds, epochs, sample_weight)
+                epochs = continue_net(self.net_, X, y, seeds, epochs, sample_weight, task)
             except BaseException:
                 self.net_ = previous
                 raise
@@ -284,6 +300,7 @@ class NeuralNetMixin:
                 stratified=stratified,
                 epochs=epochs,
                 sample_weight=sample_weight,
+                task=task,
             )
             self.net_, self.device_ = net, net.device
             self.data_path_ = net.data_path_
@@ -398,9 +415,10 @@ class NeuralNetMixin:
         return out.astype(out_dtype, copy=False)
 
 
-def fitted_copy(estimator, X, seed, sample_weight=None):
+def fitted_copy(estimator, X, seed, sample_weight=None, task=None, name="fit"):
     """A fitted copy of ``estimator`` for a meta-estimator: a deep copy of a fitted one (the
-    object passed is never changed), else a clone fitted on X.
+    object passed is never changed), else a clone fitted on X (in a subtask ``name`` of the
+    meta-estimator's ``task``, where scikit-learn's callbacks see its own).
 
     A clone's ``random_state=None`` parameters (nested ones included) are seeded from
     ``seed``, as scikit-learn's meta-estimators seed what they build, so that a
@@ -411,7 +429,11 @@ def fitted_copy(estimator, X, seed, sample_weight=None):
     try:
         check_is_fitted(estimator)
     except NotFittedError:
-        return _fit_clone(estimator, X, seed, sample_weight)
+        fitted = clone(estimator)
+        if task is None:
+            return _fit_clone(fitted, X, seed, sample_weight)
+        with task.nested(name, fitted):
+            return _fit_clone(fitted, X, seed, sample_weight)
     fitted = copy.deepcopy(estimator)
     if getattr(fitted, "n_features_in_", X.shape[1]) != X.shape[1]:
         raise ValueError(
@@ -421,8 +443,7 @@ def fitted_copy(estimator, X, seed, sample_weight=None):
     return fitted
 
 
-def _fit_clone(estimator, X, seed, sample_weight):
-    fitted = clone(estimator)
+def _fit_clone(fitted, X, seed, sample_weight):
     unseeded = {
         name: seed
         for name, value in fitted.get_params().items()
@@ -550,12 +571,12 @@ class BaseAutoEncoder(
         """Checks that depend on the data and the parameters together."""
         self._likelihood.check_support(X)
 
-    def _initialize_weights(self, module, X, generator, sample_weight=None):
+    def _initialize_weights(self, module, X, generator, sample_weight=None, task=None):
         """Draw the new module's weights (a variant may pretrain them instead, on the rows
-        of X weighted by ``sample_weight``)."""
+        of X weighted by ``sample_weight``, as subtasks of the fit's ``task``)."""
         return module
 
-    def _init_module(self, X, seeds, sample_weight=None):
+    def _init_module(self, X, seeds, sample_weight=None, task=None):
         """The module a new fit starts from: built, initialised and checked on two rows.
 
         Layers draw a default initialisation from torch's global RNG when they are built,
@@ -570,7 +591,7 @@ class BaseAutoEncoder(
             n_components = 2 if self.n_components is None else self.n_components
             module = self._build_module(X, n_components)
             generator = torch.Generator().manual_seed(seeds["weights"])
-            module = self._initialize_weights(module, X, generator, sample_weight)
+            module = self._initialize_weights(module, X, generator, sample_weight, task=task)
             module = module.to(self._torch_dtype)
             probe = host_tensor(X[:2], self._torch_dtype)
             self._n_features_out = check_module(module, probe, self.n_components, self._variational)
@@ -591,6 +612,16 @@ class BaseAutoEncoder(
 
     def _after_fit(self, X, sample_weight=None):
         """Called once training ends, with the training data (and their weights)."""
+
+    def _fit_task(self, X, sample_weight, *, name, n_epochs, first_fit):
+        """The fit's task for scikit-learn's callbacks (begun): its subtasks are the
+        ``n_epochs`` epochs (a variant that pretrains adds its own)."""
+        return Task.root(self, X, X, sample_weight=sample_weight, name=name, max_subtasks=n_epochs)
+
+    @contextlib.contextmanager
+    def _training_task(self, task, first_fit, n_epochs):
+        """The task the training's epochs are subtasks of: the fit's own."""
+        yield task
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -621,15 +652,20 @@ class BaseAutoEncoder(
         previous = self.__dict__.get("early_stopping_")
         if first_fit:
             self._resolve_early_stopping(X.shape[0])
+        task = self._fit_task(
+            X, sample_weight, name="fit", n_epochs=self.max_iter, first_fit=first_fit
+        )
         try:
-            module = self._init_module(X, seeds, sample_weight) if first_fit else None
+            module = self._init_module(X, seeds, sample_weight, task) if first_fit else None
             rows, weights = self._training_rows(X, sample_weight)
-            self._train(rows, module=module, seeds=seeds, sample_weight=weights)
+            with self._training_task(task, first_fit, self.max_iter) as epochs:
+                self._train(rows, module=module, seeds=seeds, sample_weight=weights, task=epochs)
         except BaseException:
             if previous is not None:  # a failed refit keeps the fitted model: its setting too
                 self.early_stopping_ = previous
             raise
         self._after_fit(X, sample_weight)
+        task.end({})
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -663,9 +699,14 @@ class BaseAutoEncoder(
         seeds = distributed.agree(self, named_seeds(self.random_state), X)
         if first_fit:
             self._resolve_early_stopping(X.shape[0], chunked=True)
-        module = self._init_module(X, seeds, sample_weight) if first_fit else None
-        self._train(X, module=module, seeds=seeds, epochs=1, sample_weight=sample_weight)
+        task = self._fit_task(X, sample_weight, name="partial_fit", n_epochs=1, first_fit=first_fit)
+        module = self._init_module(X, seeds, sample_weight, task) if first_fit else None
+        with self._training_task(task, first_fit, 1) as epochs:
+            self._train(
+                X, module=module, seeds=seeds, epochs=1, sample_weight=sample_weight, task=epochs
+            )
         self._after_fit(X, sample_weight)
+        task.end({})
         return self
 
     def _validated(self, X):

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
@@ -18,6 +19,7 @@ from .base import NeuralNetMixin, check_magnitude, check_weights, check_X, fitte
 from .modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
 from .objectives import CrossEntropy
 from .stacked import StackedAE
+from .tasks import Task
 from .training import SEED_NAMES, TRAINING_CONSTRAINTS, named_seeds
 
 
@@ -232,7 +234,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
     def _module_for_loading(self):
         return self._init_module(named_seeds(0))
 
-    def _fitted_autoencoder(self, X, seed, sample_weight=None):
+    def _fitted_autoencoder(self, X, seed, sample_weight=None, task=None):
         """The autoencoder to start from: a copy of a fitted one, else a clone fitted on X.
 
         A clone with ``random_state=None`` (its nested parameters included) is seeded from
@@ -247,8 +249,11 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
                 device=self.device,
                 random_state=seed,
             )
-            return default.fit(X, sample_weight=sample_weight)
-        autoencoder = fitted_copy(self.autoencoder, X, seed, sample_weight)
+            with task.nested("fit autoencoder", default):
+                return default.fit(X, sample_weight=sample_weight)
+        autoencoder = fitted_copy(
+            self.autoencoder, X, seed, sample_weight, task=task, name="fit autoencoder"
+        )
         module = getattr(autoencoder, "module_", None)
         if not (hasattr(module, "encode") or hasattr(module, "posterior")):
             raise ValueError(
@@ -337,13 +342,30 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             self, named_seeds(self.random_state, (*SEED_NAMES, "autoencoder")), X, y
         )
         module = None
+        # scikit-learn's callbacks: a first fit's subtasks are the autoencoder's fit (when
+        # it is fitted here) and the fine-tuning, whose epochs are its own subtasks
+        n_epochs = self.max_iter if epochs is None else epochs
+        name = "fit" if epochs is None else "partial_fit"
+        fits_autoencoder = not continuing and not _is_fitted(self.autoencoder)
+        task = Task.root(
+            self,
+            X,
+            y,
+            sample_weight=sample_weight,
+            name=name,
+            max_subtasks=n_epochs if continuing else fits_autoencoder + 1,
+        )
+        fine_tuning = task
         if not continuing:
             self._resolve_early_stopping(
                 X.shape[0], chunked=epochs == 1, n_classes=len(labels.classes_)
             )
             self.classes_ = labels.classes_
-            self.autoencoder_ = self._fitted_autoencoder(X, seeds["autoencoder"], sample_weight)
+            self.autoencoder_ = self._fitted_autoencoder(
+                X, seeds["autoencoder"], sample_weight, task
+            )
             module = self._init_module(seeds)
+            fine_tuning = task.child("fine-tune", n_epochs)
         y_encoded = np.searchsorted(self.classes_, y).astype(np.int64)
         self._train(
             X,
@@ -353,7 +375,11 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
             stratified=True,
             epochs=epochs,
             sample_weight=sample_weight,
+            task=fine_tuning,
         )
+        if fine_tuning is not task:
+            fine_tuning.end({})
+        task.end({})
         return self
 
     def predict_proba(self, X):
@@ -388,3 +414,14 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
+
+
+def _is_fitted(estimator):
+    """Whether a given autoencoder is fitted (None, the default, is not)."""
+    if estimator is None:
+        return False
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True

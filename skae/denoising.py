@@ -211,7 +211,7 @@ class DenoisingAE(AutoEncoder):
                 f"noise={self.noise!r} and must be at most 1."
             )
 
-    def _init_module(self, X, seeds, sample_weight=None):
+    def _init_module(self, X, seeds, sample_weight=None, task=None):
         # the range salt-and-pepper noise writes and the noise's level: the first fit's,
         # kept by warm starts
         self.data_min_, self.data_max_ = X.min(axis=0), X.max(axis=0)
@@ -221,7 +221,7 @@ class DenoisingAE(AutoEncoder):
             if self.noise == "gaussian":
                 _, mean, _ = row_moments(X, weights=sample_weight, scatter=False)
                 self.noise_level_ = AUTO_NOISE * _spread(X, mean, sample_weight)
-        return super()._init_module(X, seeds, sample_weight)
+        return super()._init_module(X, seeds, sample_weight, task)
 
     def _corruption(self):
         return Corruption(self.noise, self.noise_level_, self.data_min_, self.data_max_)

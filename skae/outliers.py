@@ -20,6 +20,7 @@ from .architectures import MLPEnsemble
 from .autoencoder import AutoEncoder
 from .base import BaseAutoEncoder, check_magnitude, check_weights, fitted_copy, output_dtype
 from .detection import MAD_TO_STD, Calibrated, CodeIsolation, CodeNeighbours, Tails
+from .tasks import CallbackSupportMixin, Task
 from .training import named_seeds
 
 # The robust z-score below the median beyond which contamination="auto" flags a row.
@@ -88,7 +89,7 @@ def weighted_percentile(values, weights, q):
     return values[order][min(index, len(values) - 1)]
 
 
-class OutlierDetector(OutlierMixin, BaseEstimator):
+class OutlierDetector(CallbackSupportMixin, OutlierMixin, BaseEstimator):
     """Outlier detection by autoencoders: on skae's ensemble by default, or on any skae
     autoencoder or PCA-like transformer.
 
@@ -225,10 +226,10 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             return "combined"
         return "likelihood" if isinstance(model, BaseAutoEncoder) else "reconstruction"
 
-    def _fit_model(self, model, X, seed, weights):
+    def _fit_model(self, model, X, seed, weights, task=None, name="fit model"):
         context = contextlib.nullcontext() if self.autoencoder is not None else _budgeted()
         with context:
-            return fitted_copy(model, X, seed, weights)
+            return fitted_copy(model, X, seed, weights, task=task, name=name)
 
     def _fit_views(self, X, seed, weights):
         """The combined score's views, fitted on the training rows (of positive weight)."""
@@ -307,6 +308,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         X, _, weights = check_weights(X, None, sample_weight)
         seeds = distributed.agree(self, named_seeds(self.random_state, ("autoencoder", "views")), X)
         model = self._model(X)
+        # scikit-learn's callbacks: the model's fit (when it is fitted here), and its refit
+        task = Task.root(self, X, sample_weight=sample_weight, max_subtasks=1 + self.refit_inliers)
         self.score_by_ = self._resolve_score_by(model)
         if self.score_by_ == "likelihood" and not hasattr(model, "score_samples"):
             raise ValueError(
@@ -314,7 +317,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 f"{type(model).__name__} does not have; use "
                 "score_by='reconstruction' or 'combined'."
             )
-        self.autoencoder_ = self._fit_model(model, X, seeds["autoencoder"], weights)
+        self.autoencoder_ = self._fit_model(model, X, seeds["autoencoder"], weights, task)
         self.views_ = {}
         if self.score_by_ == "combined":
             self._fit_views(X, seeds["views"], weights)
@@ -329,6 +332,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 X[inlying],
                 seeds["autoencoder"],
                 None if weights is None else weights[inlying],
+                task,
+                "refit on inliers",
             )
             if self.score_by_ == "combined":
                 self._fit_views(
@@ -336,6 +341,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
                 )
             self.n_inliers_ = int(inlying.sum())
             self.offset_ = self._offset(self._scores(X), weights)
+        task.end({})
         return self
 
     def _validated(self, X):

@@ -236,8 +236,8 @@ class ContractiveAE(AutoEncoder):
         self.jacobian = jacobian
         self.n_projections = n_projections
 
-    def _initialize_weights(self, module, X, generator, sample_weight=None):
-        module = super()._initialize_weights(module, X, generator, sample_weight)
+    def _initialize_weights(self, module, X, generator, sample_weight=None, task=None):
+        module = super()._initialize_weights(module, X, generator, sample_weight, task)
         self.contraction_ = self._resolve_contraction(module, X, sample_weight)
         return module
 
@@ -469,7 +469,7 @@ class SparseAE(AutoEncoder):
         # KL reads the codes as Bernoulli means, in (0, 1); L1 needs units that can be 0.
         return "logistic" if self.sparsity == "kl" else "relu"
 
-    def _initialize_weights(self, module, X, generator, sample_weight=None):
+    def _initialize_weights(self, module, X, generator, sample_weight=None, task=None):
         architecture = self._architecture()
         if isinstance(architecture, MLP):
             # the PCA start's logistic codes sit at the target activation: the penalty is
@@ -477,7 +477,7 @@ class SparseAE(AutoEncoder):
             return architecture.init_weights(
                 module, generator, X, sample_weight, code_mean=self.sparsity_target
             )
-        return super()._initialize_weights(module, X, generator, sample_weight)
+        return super()._initialize_weights(module, X, generator, sample_weight, task)
 
     def _objective(self):
         return Sparse(self._likelihood, self.sparsity, self.sparsity_weight, self.sparsity_target)

@@ -1,5 +1,6 @@
 """The stacked autoencoder: greedy layer-wise pretraining, then end-to-end fine-tuning."""
 
+import contextlib
 import copy
 import functools
 import tempfile
@@ -16,6 +17,7 @@ from .likelihoods import LIKELIHOODS
 from .modules import AutoEncoderModule, linear_skips, start_at_pca
 from .noise import NOISES, Corruption
 from .objectives import Reconstruction
+from .tasks import Task
 from .training import fit_net, loss_curve, named_seeds
 
 
@@ -246,6 +248,32 @@ class StackedAE(AutoEncoder):
         self.pretrain_noise = pretrain_noise
         self.pretrain_noise_level = pretrain_noise_level
 
+    def _fit_task(self, X, sample_weight, *, name, n_epochs, first_fit):
+        """The first fit's subtasks are the pretrained levels, then the fine-tuning."""
+        if not first_fit:
+            return super()._fit_task(
+                X, sample_weight, name=name, n_epochs=n_epochs, first_fit=first_fit
+            )
+        # one level per hidden layer and the code layer (unknown for another network)
+        levels = len(np.atleast_1d(self.hidden_layer_sizes)) + 1 if self.module is None else None
+        return Task.root(
+            self,
+            X,
+            X,
+            sample_weight=sample_weight,
+            name=name,
+            max_subtasks=None if levels is None else levels + 1,
+        )
+
+    @contextlib.contextmanager
+    def _training_task(self, task, first_fit, n_epochs):
+        if not first_fit:
+            yield task
+            return
+        fine_tuning = task.child("fine-tune", n_epochs)
+        yield fine_tuning
+        fine_tuning.end(lambda: {"net_": self.net_, "device_": self.device_})
+
     def _check_data(self, X):
         super()._check_data(X)
         if self.pretrain_noise not in (None, "gaussian") and self.pretrain_noise_level > 1:
@@ -261,7 +289,7 @@ class StackedAE(AutoEncoder):
             self.pretrain_noise, self.pretrain_noise_level, inputs.min(axis=0), inputs.max(axis=0)
         )
 
-    def _initialize_weights(self, module, X, generator, sample_weight=None):
+    def _initialize_weights(self, module, X, generator, sample_weight=None, task=None):
         """Greedy layer-wise pretraining: each level's shallow autoencoder trained in turn
         (on the rows weighted by ``sample_weight``).
 
@@ -291,6 +319,11 @@ class StackedAE(AutoEncoder):
                 seeds = named_seeds(seed)
                 architecture.init_weights(shallow, torch.Generator().manual_seed(seeds["weights"]))
                 likelihood = self._likelihood if depth == 0 else LIKELIHOODS["mse"]
+                # a subtask of the fit per level, its epochs under it (the deep network is
+                # not fitted yet: no fitted_estimator for the callbacks)
+                level = None
+                if task is not None:
+                    level = task.child("pretrain level", self.pretrain_iter, inputs, inputs)
                 net = fit_net(
                     shallow,
                     Reconstruction(likelihood),
@@ -301,7 +334,11 @@ class StackedAE(AutoEncoder):
                     dtype=self._torch_dtype,
                     corruption=self._layer_corruption(inputs),
                     sample_weight=sample_weight,
+                    task=level,
+                    fitted=False,
                 )
+                if level is not None:
+                    level.end()
                 if depth < len(blocks) - 1:
                     # The fixed encoder's codes, computed on the device, feed the next level;
                     # when the data were streamed, the codes go to a file as well.

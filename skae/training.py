@@ -23,6 +23,7 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from .distributed import world
 from .engine import DATA_PATHS, AutoEncoderNet
 from .modules import dropout_hooks
+from .tasks import EpochTasks, epoch_tasks
 
 # Constraints of the training parameters every skae estimator has.
 TRAINING_CONSTRAINTS = {
@@ -253,7 +254,11 @@ def make_net(
         callbacks.append(("lr_schedule", schedule))
     if settings["verbose"]:
         callbacks.append(("progress", ProgressBar()))
-    callbacks += user_callbacks(settings.get("callbacks"), [name for name, _ in callbacks])
+    callbacks += user_callbacks(
+        settings.get("callbacks"), [name for name, _ in callbacks] + ["fit_tasks"]
+    )
+    # last, so that it sees each epoch after every other callback (see EpochTasks)
+    callbacks.append(("fit_tasks", EpochTasks()))
     train_split = None
     if settings["early_stopping"]:
         train_split = ValidSplit(
@@ -295,10 +300,15 @@ def fit_net(
     stratified=False,
     epochs=None,
     sample_weight=None,
+    task=None,
+    fitted=True,
 ):
     """Train ``module`` on ``X`` (and ``y``, each row weighted by ``sample_weight`` when
     given) from scratch for ``epochs`` (default: the settings' ``max_iter``); return the
     trained net.
+
+    Each epoch is a subtask of ``task`` (a :class:`~skae.tasks.Task`) for scikit-learn's
+    callbacks, given the estimator as it is at that epoch's end when ``fitted``.
 
     A device out-of-memory error on the resident path chosen by ``data_path="auto"`` starts
     again, from the same initial weights, on the streamed path, with a warning; any other
@@ -321,7 +331,10 @@ def fit_net(
         )
         try:
             net.initialize()
-            with lend_generator(net, net.device, seeds["sampling"]):
+            with (
+                lend_generator(net, net.device, seeds["sampling"]),
+                epoch_tasks(net, task, fitted),
+            ):
                 net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
         except torch.OutOfMemoryError as error:
             error.data_path = getattr(net, "data_path_", None)
@@ -361,9 +374,9 @@ def fit_net(
     return net
 
 
-def continue_net(net, X, y, seeds, epochs=None, sample_weight=None):
-    """Train a fitted net further for ``epochs`` (default: its ``max_epochs``); return the
-    number of epochs run.
+def continue_net(net, X, y, seeds, epochs=None, sample_weight=None, task=None):
+    """Train a fitted net further for ``epochs`` (default: its ``max_epochs``), each epoch a
+    subtask of ``task``; return the number of epochs run.
 
     An interrupt (KeyboardInterrupt) is raised again, for the caller to restore the model as
     it was before the call. ``warm_start`` (``epochs=None``) starts a new learning-rate
@@ -382,7 +395,7 @@ def continue_net(net, X, y, seeds, epochs=None, sample_weight=None):
     if epochs is not None and restart is not None:
         schedule.last_epoch = before - 1
     try:
-        with lend_generator(net, net.device, seeds["sampling"]):
+        with lend_generator(net, net.device, seeds["sampling"]), epoch_tasks(net, task):
             net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
         if getattr(net, "interrupted_", False):
             # a continuation never leaves a half-updated model: the caller puts the

@@ -289,12 +289,12 @@ class VariationalAE(AutoEncoder):
     def _resample(self):
         return binarize if self.binarize else None
 
-    def _initialize_weights(self, module, X, generator, sample_weight=None):
+    def _initialize_weights(self, module, X, generator, sample_weight=None, task=None):
         """The architecture's initialisation, and for skae's own networks a decoder output
         bias at the data's mean (its logit for ``loss="bce"``): the decoder starts from the
         mean image rather than from grey, as VAE implementations commonly do (Burda et al.
         2016's code)."""
-        module = super()._initialize_weights(module, X, generator, sample_weight)
+        module = super()._initialize_weights(module, X, generator, sample_weight, task)
         if isinstance(self.module, nn.Module) or not isinstance(module, VAEModule):
             return module  # a user's network keeps the initialisation it came with
         last = [m for m in module.decoder.modules() if isinstance(m, nn.Linear)]
