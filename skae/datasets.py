@@ -14,6 +14,9 @@ from sklearn.utils import Bunch
 MNIST_ENV = "SKAE_MNIST"
 
 
+__all__ = ["load_mnist"]
+
+
 def _from_npz(path):
     with np.load(path) as data:
         missing = {"X_train", "y_train", "X_test", "y_test"} - set(data.files)

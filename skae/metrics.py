@@ -15,6 +15,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array
 
+__all__ = [
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "neg_reconstruction_error",
+    "reconstruction_error",
+    "trustworthiness",
+]
+
 
 def reconstruction_error(estimator, X, y=None, *, per="sample"):
     """Squared error of ``inverse_transform(transform(X))`` against X.

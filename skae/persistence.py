@@ -72,6 +72,16 @@ SCIKIT_LEARN = [
 ]
 
 
+__all__ = [
+    "InconsistentVersionWarning",
+    "InvalidFileError",
+    "SKOPS_TRUSTED_TYPES",
+    "export_onnx",
+    "load",
+    "save",
+]
+
+
 def _paths(table):
     return [f"skae.{module}.{name}" for module, names in table.items() for name in names]
 
@@ -79,8 +89,9 @@ def _paths(table):
 SAVED_ESTIMATORS = frozenset(_paths(ESTIMATORS))
 SAVED_CLASSES = frozenset(_paths(ESTIMATORS) + _paths(PARTS) + SCIKIT_LEARN)
 
-# The types skops must be told to trust to load skae's estimators with built-in networks:
-# skae's own classes (skops trusts scikit-learn's), and the default OutlierDetector's trees.
+#: The types skops must be told to trust to load skae's estimators with built-in networks:
+#: skae's own classes (skops trusts scikit-learn's), and the default OutlierDetector's
+#: trees: ``skops.io.loads(blob, trusted=SKOPS_TRUSTED_TYPES)``.
 SKOPS_TRUSTED_TYPES = sorted(p for p in SAVED_CLASSES if p.startswith("skae.")) + [
     "sklearn.tree._tree.Tree"
 ]

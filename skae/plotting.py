@@ -19,6 +19,8 @@ alone; :meth:`plot` draws on the given ``ax`` (or a new figure) and stores the a
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+__all__ = ["CodesDisplay", "ImageGridDisplay", "TrainingCurveDisplay"]
+
 
 def check_matplotlib_support(caller):
     """Raise an ImportError that says how to install matplotlib, if it is missing."""
