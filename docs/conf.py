@@ -26,6 +26,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "myst_parser",  # benchmarks/RESULTS.md and CHANGELOG.md, included as they are
 ]
 autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": True}
@@ -43,7 +44,15 @@ sphinx_gallery_conf = {
 nitpicky = False
 suppress_warnings = ["ref.python", "ref.ref", "ref.class", "ref.obj", "ref.func"]
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+html_theme = "pydata_sphinx_theme"
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+}
+html_title = f"skae {release}"
+# pages without subsections need no left sidebar
+html_sidebars = {page: [] for page in ("index", "getting_started", "results", "changelog")}
 templates_path = []
 
 _TRAILING_UNDERSCORE = re.compile(r"(?<![`\w*\\])([A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]_)(?![`\w])")

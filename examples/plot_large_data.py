@@ -11,6 +11,7 @@ Dask array), one epoch per call.
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 
@@ -36,3 +37,18 @@ for epoch in range(5):
             lae.partial_fit(chunk)
 print("epochs seen by the streamed autoencoder:", stream_ae.n_iter_)
 print("LinearAE explained variance ratio:", lae.explained_variance_ratio_.sum().round(3))
+
+# %%
+# The training loss of both: the memmap's fit, epoch by epoch, and the stream's, chunk by
+# chunk (four chunks make one pass over the data).
+n_chunks = len(range(0, len(X), 500))
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(np.arange(1, ae.n_iter_ + 1), ae.loss_curve_, label="fit on the memmap (streamed)")
+passes = np.arange(1, stream_ae.n_iter_ + 1) / n_chunks
+ax.plot(passes, stream_ae.loss_curve_, label="partial_fit on chunks")
+ax.set_xlabel("passes over the data")
+ax.set_ylabel("training loss")
+ax.set_yscale("log")
+ax.legend()
+fig.tight_layout()
+plt.show()

@@ -55,6 +55,15 @@ def data_parallel(enabled=True):
     search) while a process group exists; data-parallel training is the default. The
     setting holds in the calling thread (a context variable: threads started inside do not
     inherit it).
+
+    Parameters
+    ----------
+    enabled : bool, default=True
+        Whether fits in the block train together with the process group's other ranks.
+
+    Yields
+    ------
+    None
     """
     token = _ENABLED.set(bool(enabled))
     try:

@@ -50,7 +50,18 @@ def reconstruction_error(estimator, X, y=None, *, per="sample"):
 
 
 def neg_reconstruction_error(estimator, X, y=None):
-    """Minus :func:`reconstruction_error` (per sample): a scorer, higher is better."""
+    """Minus :func:`reconstruction_error` (per sample): a scorer, higher is better.
+
+    Parameters
+    ----------
+    estimator : fitted transformer with ``inverse_transform``
+    X : array-like of shape (n_samples, n_features)
+    y : ignored
+
+    Returns
+    -------
+    score : float
+    """
     return -reconstruction_error(estimator, X)
 
 
@@ -58,6 +69,18 @@ def trustworthiness(estimator, X, y=None, *, n_neighbors=5):
     """How well the codes keep the neighbourhoods of X, in [0, 1] (Venna & Kaski 2001).
 
     scikit-learn's :func:`~sklearn.manifold.trustworthiness` of ``estimator.transform(X)``.
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+    X : array-like of shape (n_samples, n_features)
+    y : ignored
+    n_neighbors : int, default=5
+        The neighbourhoods' size.
+
+    Returns
+    -------
+    trustworthiness : float
     """
     X = check_array(X, dtype=(np.float64, np.float32))
     return float(_trustworthiness(X, estimator.transform(X), n_neighbors=n_neighbors))
@@ -68,6 +91,19 @@ def knn_accuracy(estimator, X, y, *, n_neighbors=5):
 
     Each sample is classified by the majority label of its ``n_neighbors`` nearest other
     samples among the codes of X (ties go to the smallest label).
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+        The labels.
+    n_neighbors : int, default=5
+        The voters per sample.
+
+    Returns
+    -------
+    accuracy : float
     """
     Z = estimator.transform(check_array(X, dtype=(np.float64, np.float32)))
     labels, y_codes = np.unique(np.asarray(y), return_inverse=True)
@@ -83,7 +119,22 @@ def knn_accuracy(estimator, X, y, *, n_neighbors=5):
 
 
 def linear_probe_accuracy(estimator, X, y, *, cv=5):
-    """Cross-validated accuracy of a logistic regression trained on the codes of X."""
+    """Cross-validated accuracy of a logistic regression trained on the codes of X.
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+        The labels.
+    cv : int or cross-validation generator, default=5
+        As :func:`~sklearn.model_selection.cross_val_score` takes it.
+
+    Returns
+    -------
+    accuracy : float
+        The mean over the folds.
+    """
     Z = estimator.transform(check_array(X, dtype=(np.float64, np.float32)))
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     return float(cross_val_score(probe, Z, y, cv=cv).mean())
