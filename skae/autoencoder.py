@@ -126,6 +126,11 @@ class AutoEncoder(BaseAutoEncoder):
         Whether the fit held rows out for early stopping (``early_stopping`` resolved).
     validation_scores_ : list of float
         Minus the validation loss per epoch, with early stopping.
+    best_validation_score_ : float
+        The best of ``validation_scores_``, with early stopping.
+    best_loss_ : float
+        The lowest training loss of an epoch (``min(loss_curve_)``), without early
+        stopping.
     improved_on_start_ : bool
         With early stopping and the default network: whether training beat the PCA start
         on the held-out rows by more than two standard errors of the per-row gains in
@@ -394,6 +399,17 @@ class LinearAE(BaseAutoEncoder):
         Mean training loss per epoch (per-sample loss summed over features).
     validation_scores_ : list of float
         Minus the validation loss per epoch, with ``early_stopping=True``.
+    best_validation_score_ : float
+        The best of ``validation_scores_``, with early stopping.
+    best_loss_ : float
+        The lowest training loss of an epoch (``min(loss_curve_)``), without early
+        stopping.
+    early_stopping_ : bool
+        Whether the fit held rows out for early stopping (``early_stopping`` resolved;
+        the EM solver never does).
+    n_samples_seen_ : int
+        With the EM solver: the rows whose moments the subspace was solved on (all the
+        chunks given to ``partial_fit`` so far).
     n_iter_ : int
         Number of epochs run.
     device_ : str

@@ -122,6 +122,13 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         Mean training cross-entropy per epoch, in nats.
     validation_scores_ : list of float
         Minus the validation cross-entropy per epoch, with ``early_stopping=True``.
+    best_validation_score_ : float
+        The best of ``validation_scores_``, with early stopping.
+    best_loss_ : float
+        The lowest training loss of an epoch (``min(loss_curve_)``), without early
+        stopping.
+    early_stopping_ : bool
+        Whether the fit held rows out for early stopping (``early_stopping`` resolved).
     n_iter_ : int
         Number of epochs run.
     device_ : str

@@ -125,6 +125,8 @@ class DenoisingAE(AutoEncoder):
         Gaussian noise at "auto".
     module_, net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`.
+    validation_scores_, best_validation_score_, best_loss_, data_path_
+        As in :class:`AutoEncoder`.
     improved_on_start_ : bool
         As in :class:`AutoEncoder`.
 

@@ -153,6 +153,8 @@ class ContractiveAE(AutoEncoder):
         The penalty's weight (``contraction`` resolved).
     module_, net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`; the losses include the penalty.
+    validation_scores_, best_validation_score_, best_loss_, data_path_
+        As in :class:`AutoEncoder`.
     improved_on_start_ : bool
         As in :class:`AutoEncoder`.
 
@@ -383,6 +385,8 @@ class SparseAE(AutoEncoder):
     ----------
     module_, net_, history_, loss_curve_, n_iter_, early_stopping_, device_, n_features_in_
         As in :class:`AutoEncoder`; the losses include the penalty.
+    validation_scores_, best_validation_score_, best_loss_, data_path_
+        As in :class:`AutoEncoder`.
     improved_on_start_ : bool
         As in :class:`AutoEncoder`.
 

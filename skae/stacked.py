@@ -153,6 +153,11 @@ class StackedAE(AutoEncoder):
         Whether the fit held rows out for early stopping (``early_stopping`` resolved).
     validation_scores_ : list of float
         Minus the validation loss per epoch, with early stopping.
+    best_validation_score_ : float
+        The best of ``validation_scores_``, with early stopping.
+    best_loss_ : float
+        The lowest training loss of an epoch (``min(loss_curve_)``), without early
+        stopping.
     improved_on_start_ : bool
         With early stopping and the default network: whether training beat the PCA start
         on the held-out rows by more than two standard errors of the per-row gains in

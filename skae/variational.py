@@ -160,6 +160,11 @@ class VariationalAE(AutoEncoder):
         Whether the fit held rows out for early stopping (``early_stopping`` resolved).
     validation_scores_ : list of float
         Minus the validation loss per epoch, with early stopping.
+    best_validation_score_ : float
+        The best of ``validation_scores_``, with early stopping.
+    best_loss_ : float
+        The lowest training loss of an epoch (``min(loss_curve_)``), without early
+        stopping.
     n_iter_ : int
         Number of epochs run.
     device_ : str
