@@ -644,29 +644,7 @@ class BaseAutoEncoder(
         self : object
             The fitted estimator.
         """
-        first_fit = not (self.warm_start and hasattr(self, "net_"))
-        X = check_X(self, X, reset=first_fit, training=True)
-        X, _, sample_weight = check_weights(X, None, sample_weight)
-        self._check_data(X)
-        seeds = distributed.agree(self, named_seeds(self.random_state), X)
-        previous = self.__dict__.get("early_stopping_")
-        if first_fit:
-            self._resolve_early_stopping(X.shape[0])
-        task = self._fit_task(
-            X, sample_weight, name="fit", n_epochs=self.max_iter, first_fit=first_fit
-        )
-        try:
-            module = self._init_module(X, seeds, sample_weight, task) if first_fit else None
-            rows, weights = self._training_rows(X, sample_weight)
-            with self._training_task(task, first_fit, self.max_iter) as epochs:
-                self._train(rows, module=module, seeds=seeds, sample_weight=weights, task=epochs)
-        except BaseException:
-            if previous is not None:  # a failed refit keeps the fitted model: its setting too
-                self.early_stopping_ = previous
-            raise
-        self._after_fit(X, sample_weight)
-        task.end({})
-        return self
+        return self._fit(X, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -692,19 +670,53 @@ class BaseAutoEncoder(
         self : object
             The updated estimator.
         """
-        first_fit = not hasattr(self, "net_")
+        return self._fit(X, sample_weight, incremental=True)
+
+    def _fit(self, X, sample_weight, *, incremental):
+        """``fit`` (``incremental=False``: ``max_iter`` epochs, from scratch unless
+        ``warm_start``) and ``partial_fit`` (one epoch, continuing): validate, configure,
+        train, record."""
+        if incremental:
+            first_fit = not hasattr(self, "net_")
+        else:
+            first_fit = not (self.warm_start and hasattr(self, "net_"))
+        # validate
         X = check_X(self, X, reset=first_fit, training=True)
         X, _, sample_weight = check_weights(X, None, sample_weight)
         self._check_data(X)
+        # configure
         seeds = distributed.agree(self, named_seeds(self.random_state), X)
+        previous = self.__dict__.get("early_stopping_")
         if first_fit:
-            self._resolve_early_stopping(X.shape[0], chunked=True)
-        task = self._fit_task(X, sample_weight, name="partial_fit", n_epochs=1, first_fit=first_fit)
-        module = self._init_module(X, seeds, sample_weight, task) if first_fit else None
-        with self._training_task(task, first_fit, 1) as epochs:
-            self._train(
-                X, module=module, seeds=seeds, epochs=1, sample_weight=sample_weight, task=epochs
+            self._resolve_early_stopping(X.shape[0], chunked=incremental)
+        n_epochs = 1 if incremental else self.max_iter
+        task = self._fit_task(
+            X,
+            sample_weight,
+            name="partial_fit" if incremental else "fit",
+            n_epochs=n_epochs,
+            first_fit=first_fit,
+        )
+        # train
+        try:
+            module = self._init_module(X, seeds, sample_weight, task) if first_fit else None
+            rows, weights = (
+                (X, sample_weight) if incremental else self._training_rows(X, sample_weight)
             )
+            with self._training_task(task, first_fit, n_epochs) as epochs:
+                self._train(
+                    rows,
+                    module=module,
+                    seeds=seeds,
+                    epochs=1 if incremental else None,
+                    sample_weight=weights,
+                    task=epochs,
+                )
+        except BaseException:
+            if previous is not None:  # a failed refit keeps the fitted model: its setting too
+                self.early_stopping_ = previous
+            raise
+        # record
         self._after_fit(X, sample_weight)
         task.end({})
         return self
