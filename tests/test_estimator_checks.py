@@ -2,7 +2,7 @@
 
 The estimators are found from ``skae.__all__``, so a new class cannot escape: each is checked
 as built with its defaults (a small ``max_iter``), and most also with the built-in
-convolutional network and with a user's own module (:mod:`tests.modules`). ``max_iter`` is
+convolutional network and with a user's own module (:mod:`tests.user_modules`). ``max_iter`` is
 small: the checks test the contract, not the quality of the fit. The user modules have a
 one-dimensional code because the checks set ``n_components=1``, which must then match.
 Further instances exercise other code paths (early stopping's validation split, noise, the
@@ -33,7 +33,7 @@ from skae import (
     VariationalAE,
 )
 
-from .modules import TiedAE, TinyVAE
+from .user_modules import TiedAE, TinyVAE
 
 PUBLIC_ESTIMATORS = [
     cls

@@ -28,7 +28,7 @@ from skae.modules import AutoEncoderModule, conv_autoencoder, init_weights
 from skae.objectives import jacobian_sq_norm, jacobian_sq_norm_autograd
 
 from .conftest import sse
-from .modules import TiedAE, TinyAE, TinyVAE
+from .user_modules import TiedAE, TinyAE, TinyVAE
 
 
 def same_weights(a, b):

@@ -34,7 +34,7 @@ from skae import (
 )
 from skae.persistence import InconsistentVersionWarning, load, save
 
-from .modules import TiedAE
+from .user_modules import TiedAE
 
 if find_spec("safetensors") is None:
     pytest.skip("skae's save/load needs safetensors (skae[save])", allow_module_level=True)
