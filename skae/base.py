@@ -8,9 +8,10 @@ run the fitted module over the validated array in large chunks on the same devic
 
 :class:`NeuralNetMixin` holds what every skae estimator does with its torch module (train,
 continue, record, run); :class:`BaseAutoEncoder` adds the transformer API. A variant states
-only what differs by overriding the hooks ``_build_module`` (the network),
-``_initialize_weights`` (pretraining), ``_objective`` (the loss), ``_corruption`` (the
-input noise), ``_check_data``, ``_training_rows`` and ``_after_fit``; none copies ``fit``.
+only what differs by overriding the hooks of :data:`EXTENSION_POINTS` (the network, its
+initialisation, the loss, the input noise, ...); none copies ``fit``. ``tests/test_extending.py``
+writes a new variant in a few lines with them, and checks that every hook skae's own
+variants override is on that list.
 """
 
 import contextlib
@@ -62,6 +63,36 @@ FLOAT_DTYPES = (np.float64, np.float32)
 
 # Rows per chunk when a fitted module runs over data (transform and friends).
 MAP_CHUNK = 4096
+
+#: The hooks a variant of :class:`BaseAutoEncoder` may override, and what each decides. The
+#: estimators' ``fit`` and ``partial_fit`` (``_fit``) call them in this order: validate
+#: (``_check_data``), configure (``_resolve_early_stopping``, ``_fit_task``), build and
+#: initialise (``_init_module`` -> ``_build_module`` -> ``_initialize_weights``), train
+#: (``_training_rows``, ``_training_task``, ``_train`` with ``_objective``,
+#: ``_corruption`` and ``_resample``), record (``_after_fit``).
+EXTENSION_POINTS = {
+    "_parameter_constraints": "the parameters and what values they take (scikit-learn's)",
+    "_check_data": "checks of the data against the parameters, before anything is built",
+    "_resolve_early_stopping": "whether this fit holds rows out (early_stopping_)",
+    "_fit_task": "the fit's task for scikit-learn's callbacks, and its subtasks",
+    "_training_task": "the task the training's epochs hang under",
+    "_init_module": "settings that depend on the data, resolved before the network is built",
+    "_architecture": "the network as a part (an MLP, a ConvNet, a user's module)",
+    "_build_module": "the torch module for the data's shape",
+    "_initialize_weights": "the module's first weights (the PCA start, pretraining)",
+    "_module_for_loading": "an empty module of the fitted one's shape, to load weights into",
+    "_training_rows": "the rows training sees (a cheaper equivalent of X)",
+    "_objective": "the loss, called as criterion(module, x, target, weight=None)",
+    "_corruption": "the noise put on each training batch's input",
+    "_resample": "a redraw of each batch, input and target alike",
+    "_train": "the training itself (a solver of its own, as LinearAE's EM)",
+    "_after_fit": "fitted attributes computed from the trained module",
+    "_code_activation": "the activation of the code layer",
+    "_pca_start": "whether the built-in network starts at PCA's solution",
+    "_variational": "whether the module has posterior(x) in place of encode(x)",
+    "_warmup_steps": "the steps over which Adam's step size warms up",
+    "_torch_dtype": "the float type the module trains in",
+}
 
 # A PCA start is replaced by training only if the held-out rows' mean gain exceeds this many
 # standard errors (a one-sided test at about 2.3%; see NeuralNetMixin._keep_training).
