@@ -523,7 +523,7 @@ class LinearAE(BaseAutoEncoder):
         n_features rows in place of n_samples (on MNIST, 1,424 in place of 60,000). Used for
         L-BFGS without early stopping (which needs real rows to hold out) when it is cheaper.
         """
-        if self.solver != "lbfgs" or self._settings()["early_stopping"]:
+        if self.solver != "lbfgs" or self._settings().early_stopping:
             return X, sample_weight  # Adam needs rows; EM reads X once for its moments
         n_samples, n_features = X.shape
         if n_samples <= 2 * n_features:

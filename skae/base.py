@@ -52,6 +52,7 @@ from .persistence import check_version, portable_net, rebuilt_net
 from .tasks import CallbackSupportMixin, Task
 from .training import (
     TRAINING_CONSTRAINTS,
+    TrainingSettings,
     continue_net,
     fit_net,
     loss_curve,
@@ -190,13 +191,13 @@ class NeuralNetMixin(CallbackSupportMixin):
     _warmup_steps = 0
 
     def _settings(self):
-        """The training parameters, as the functions of :mod:`skae.training` take them,
-        with ``early_stopping`` as this fit resolved it (``early_stopping_``)."""
-        settings = {name: getattr(self, name) for name in TRAINING_CONSTRAINTS}
-        settings["early_stopping"] = getattr(
+        """The training parameters as the functions of :mod:`skae.training` take them (a
+        frozen :class:`~skae.training.TrainingSettings`), with ``early_stopping`` as this
+        fit resolved it (``early_stopping_``)."""
+        early_stopping = getattr(
             self, "early_stopping_", resolve_early_stopping(self.early_stopping, 0)
         )
-        return {**settings, "warmup_steps": self._warmup_steps}
+        return TrainingSettings.of(self, early_stopping, self._warmup_steps)
 
     def _resolve_early_stopping(self, n_samples, chunked=False, n_classes=1):
         """Set ``early_stopping_``, the parameter resolved for a new fit on ``n_samples``
@@ -264,8 +265,8 @@ class NeuralNetMixin(CallbackSupportMixin):
 
     def _rebuild_net(self, saved):
         module = self._module_for_loading()
-        settings = {**self._settings(), "callbacks": None}
-        if settings["device"] != "auto" and "cuda" in str(settings["device"]):
+        settings = self._settings().replace(callbacks=None)
+        if settings.device != "auto" and "cuda" in str(settings.device):
             if not torch.cuda.is_available():
                 warnings.warn(
                     f"{type(self).__name__} was trained with device={self.device!r}, which "
@@ -274,7 +275,7 @@ class NeuralNetMixin(CallbackSupportMixin):
                     stacklevel=4,
                 )
                 self.device = "cpu"
-                settings["device"] = "cpu"
+                settings = settings.replace(device="cpu")
         seeds = named_seeds(self.random_state)  # those of the fit, for an int random_state
         return rebuilt_net(saved, module, self._objective(), settings, seeds, self._torch_dtype)
 
@@ -344,7 +345,7 @@ class NeuralNetMixin(CallbackSupportMixin):
         """The initial weights of a PCA start that early stopping will judge (a copy), or
         None: training keeps its result only if it beats that start on the held-out rows
         by more than their noise (:meth:`_keep_training`)."""
-        if not self._settings()["early_stopping"] or linear_skips(module) is None:
+        if not self._settings().early_stopping or linear_skips(module) is None:
             return None
         return copy.deepcopy(module.state_dict())
 
@@ -395,7 +396,7 @@ class NeuralNetMixin(CallbackSupportMixin):
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = loss_curve(history)
-        if self._settings()["early_stopping"] and len(history):
+        if self._settings().early_stopping and len(history):
             self.validation_scores_ = [-v for v in history[:, "valid_loss"]]
             self.best_validation_score_ = max(self.validation_scores_)
         elif self.loss_curve_:

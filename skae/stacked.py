@@ -309,12 +309,9 @@ class StackedAE(AutoEncoder):
         # Pretraining is an initialisation with a fixed budget of epochs: the stack's
         # training settings, pretrain_iter epochs, never continued.
         # the user's callbacks follow the deep network's fine-tuning, not the levels'
-        settings = {
-            **self._settings(),
-            "max_iter": self.pretrain_iter,
-            "warm_start": False,
-            "callbacks": None,
-        }
+        settings = self._settings().replace(
+            max_iter=self.pretrain_iter, warm_start=False, callbacks=None
+        )
         inputs, layers, curves = X, [], []
         with tempfile.TemporaryDirectory(prefix="skae-codes-") as scratch:
             for depth, ((encoder, decoder), seed) in enumerate(

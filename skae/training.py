@@ -8,6 +8,7 @@ autoencoder's pretraining) build their nets the same way without sharing objects
 
 import contextlib
 import copy
+import dataclasses
 import math
 import warnings
 from numbers import Integral, Real
@@ -44,6 +45,44 @@ TRAINING_CONSTRAINTS = {
     "warm_start": ["boolean"],
     "callbacks": [None, list],
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """The training parameters of one fit, resolved once (``early_stopping`` as the fit
+    decided it) and passed to every function of this module: a misspelt name is an
+    ``AttributeError``, and a variant that trains differently (StackedAE's levels, a rebuilt
+    net) makes a changed copy with :meth:`replace`. The fields are the estimators'
+    parameters of the same names (``TRAINING_CONSTRAINTS``), and ``warmup_steps``, the
+    steps over which Adam's step size warms up."""
+
+    solver: str
+    alpha: float
+    batch_size: object  # "auto" or an int
+    learning_rate_init: float
+    learning_rate: str
+    max_iter: int
+    early_stopping: bool
+    validation_fraction: float
+    n_iter_no_change: int
+    tol: float
+    device: object  # a str or a torch.device
+    data_path: str
+    random_state: object
+    verbose: int
+    warm_start: bool
+    callbacks: object  # None or a list of skorch callbacks
+    warmup_steps: int = 0
+
+    @classmethod
+    def of(cls, estimator, early_stopping, warmup_steps=0):
+        """The settings of ``estimator``'s parameters, with ``early_stopping`` resolved."""
+        values = {name: getattr(estimator, name) for name in TRAINING_CONSTRAINTS}
+        return cls(**{**values, "early_stopping": early_stopping, "warmup_steps": warmup_steps})
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
 
 # early_stopping="auto" holds out a validation split for fits on this many rows: on small
 # tables a network of thousands of weights overfits within the default epoch budget (the
@@ -136,58 +175,58 @@ AUTO_BATCH_MAX = 2048
 
 
 def batch_size(settings, n_samples):
-    if settings["solver"] == "lbfgs":
+    if settings.solver == "lbfgs":
         return n_samples  # a quasi-Newton method needs the full-batch loss
-    if settings["batch_size"] == "auto":
+    if settings.batch_size == "auto":
         # scikit-learn's MLP's 200, and ten steps per epoch on larger tables: an epoch's
         # count of steps (and its time, most of it per-step overhead on a CPU) stops
         # growing with the rows at 2,000, until batches reach 2,048 rows
         return min(n_samples, max(200, min(AUTO_BATCH_MAX, math.ceil(n_samples / 10))))
-    if settings["batch_size"] > n_samples:
+    if settings.batch_size > n_samples:
         warnings.warn(
-            f"batch_size={settings['batch_size']} is larger than the {n_samples} samples; "
+            f"batch_size={settings.batch_size} is larger than the {n_samples} samples; "
             "it is clipped to the number of samples.",
             UserWarning,
             stacklevel=2,
         )
-    return min(settings["batch_size"], n_samples)
+    return min(settings.batch_size, n_samples)
 
 
 def optimizer(settings):
-    if settings["solver"] == "lbfgs":
+    if settings.solver == "lbfgs":
         # torch's default history of 100 corrections: with scipy's 10 the linear AE
         # stalled near saddle subspaces (measured on digits, several seeds).
         return {
             "optimizer": torch.optim.LBFGS,
             "lr": 1.0,
             "optimizer__line_search_fn": "strong_wolfe",
-            "optimizer__weight_decay": settings["alpha"],  # the engine adds it to the loss
+            "optimizer__weight_decay": settings.alpha,  # the engine adds it to the loss
         }
     return {
         "optimizer": torch.optim.Adam,
-        "lr": settings["learning_rate_init"],
-        "optimizer__weight_decay": settings["alpha"],
+        "lr": settings.learning_rate_init,
+        "optimizer__weight_decay": settings.alpha,
     }
 
 
 def lr_schedule(settings, monitor):
     """skorch's LRScheduler for ``learning_rate``, or None (constant, or L-BFGS)."""
-    if settings["solver"] == "lbfgs" or settings["learning_rate"] == "constant":
+    if settings.solver == "lbfgs" or settings.learning_rate == "constant":
         return None
-    if settings["learning_rate"] == "adaptive":
+    if settings.learning_rate == "adaptive":
         return LRScheduler(
             ReduceLROnPlateau,
             monitor=monitor,
             factor=0.2,
             patience=1,
-            threshold=settings["tol"],
+            threshold=settings.tol,
             threshold_mode="rel",
             event_name="learning_rate",
         )
     # last_epoch=-1: every call to fit starts its own cycle from learning_rate_init
     return LRScheduler(
         LambdaLR,
-        lr_lambda=CosineDecay(max(settings["max_iter"], 1)),
+        lr_lambda=CosineDecay(max(settings.max_iter, 1)),
         last_epoch=-1,
         event_name="learning_rate",
     )
@@ -235,40 +274,38 @@ def make_net(
     stratified=False,
 ):
     """An uninitialised :class:`~skae.engine.AutoEncoderNet` for ``module`` and ``objective``."""
-    monitor = "valid_loss" if settings["early_stopping"] else "train_loss"
+    monitor = "valid_loss" if settings.early_stopping else "train_loss"
     callbacks = [
         (
             "stopper",
             EarlyStopping(
                 monitor=monitor,
-                patience=settings["n_iter_no_change"],
-                threshold=settings["tol"],
+                patience=settings.n_iter_no_change,
+                threshold=settings.tol,
                 threshold_mode="rel",
                 # (skorch's load_best needs an epoch to load: none with max_iter=0)
-                load_best=settings["early_stopping"] and settings["max_iter"] > 0,
+                load_best=settings.early_stopping and settings.max_iter > 0,
             ),
         ),
     ]
     schedule = lr_schedule(settings, monitor)
     if schedule is not None:
         callbacks.append(("lr_schedule", schedule))
-    if settings["verbose"]:
+    if settings.verbose:
         callbacks.append(("progress", ProgressBar()))
-    callbacks += user_callbacks(
-        settings.get("callbacks"), [name for name, _ in callbacks] + ["fit_tasks"]
-    )
+    callbacks += user_callbacks(settings.callbacks, [name for name, _ in callbacks] + ["fit_tasks"])
     # last, so that it sees each epoch after every other callback (see EpochTasks)
     callbacks.append(("fit_tasks", EpochTasks()))
     train_split = None
-    if settings["early_stopping"]:
+    if settings.early_stopping:
         train_split = ValidSplit(
-            settings["validation_fraction"], stratified=stratified, random_state=seeds["split"]
+            settings.validation_fraction, stratified=stratified, random_state=seeds["split"]
         )
     return AutoEncoderNet(
         module.to(dtype),
         criterion=objective,
         **optimizer(settings),
-        max_epochs=settings["max_iter"],
+        max_epochs=settings.max_iter,
         batch_size=batch_size(settings, n_samples),
         iterator_train__shuffle=True,
         iterator_train__seed=seeds["order"],
@@ -276,13 +313,13 @@ def make_net(
         iterator_train__resample=resample,
         iterator_valid__resample=resample,
         iterator_valid__seed=seeds["order"],
-        dataset=DATA_PATHS[settings["data_path"]],
-        warmup_steps=settings.get("warmup_steps", 0),
+        dataset=DATA_PATHS[settings.data_path],
+        warmup_steps=settings.warmup_steps,
         dataset__dtype=dtype,
         train_split=train_split,
         callbacks=callbacks,
-        verbose=settings["verbose"],
-        device=resolve_device(settings["device"]),
+        verbose=settings.verbose,
+        device=resolve_device(settings.device),
     )
 
 
@@ -315,7 +352,7 @@ def fit_net(
     is raised as a ``MemoryError`` that says what to change.
     """
     # only "auto" may start again, and then from the same initial weights
-    initial = copy.deepcopy(module.state_dict()) if settings["data_path"] == "auto" else None
+    initial = copy.deepcopy(module.state_dict()) if settings.data_path == "auto" else None
 
     def train(settings):
         net = make_net(
@@ -351,12 +388,12 @@ def fit_net(
                 stacklevel=3,
             )
     except torch.OutOfMemoryError as error:
-        device = resolve_device(settings["device"])
+        device = resolve_device(settings.device)
         # data-parallel: one rank cannot start again alone while the others train on
         if initial is None or error.data_path != "resident" or world()[1] > 1:
             raise MemoryError(
                 f"{device} ran out of memory while training (data_path="
-                f"{settings['data_path']!r}, batch_size={settings['batch_size']!r}): lower "
+                f"{settings.data_path!r}, batch_size={settings.batch_size!r}): lower "
                 "batch_size, use a smaller network, or set data_path='streamed' so that "
                 f"only one batch at a time is on the device. torch said: {error}"
             ) from error
@@ -369,7 +406,7 @@ def fit_net(
         module.load_state_dict(initial)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        net = train({**settings, "data_path": "streamed"})
+        net = train(settings.replace(data_path="streamed"))
     net.module_.eval()
     return net
 
