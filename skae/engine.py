@@ -306,15 +306,16 @@ class AutoEncoderNet(NeuralNet):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
     def fit_loop(self, X, y=None, epochs=None, *, sample_weight=None, **fit_params):
-        """skorch's loop; ``sample_weight`` (one weight per row of X) travels with the data
-        (see :meth:`get_dataset`) and weighs each row's loss."""
-        self.sample_weight_ = sample_weight
+        """skorch's loop, on a dataset built here: ``sample_weight`` (one weight per row of
+        X) travels with the data (see :meth:`get_dataset`) and weighs each row's loss."""
         self.interrupted_ = False
         self.world_size_ = distributed.world()[1]
         if self.world_size_ > 1:
             distributed.broadcast_module(self.module_)  # the same start on every rank
+        dataset = self.get_dataset(X, y, sample_weight=sample_weight)
         try:
-            return super().fit_loop(X, y, epochs, **fit_params)
+            # y again for the validation split's stratification (skorch passes it on)
+            return super().fit_loop(dataset, y, epochs, **fit_params)
         except KeyboardInterrupt:
             # skorch's callbacks stop training by raising KeyboardInterrupt at an epoch's
             # end (EarlyStopping), once EpochTimer has closed the epoch's record ("dur").
@@ -325,9 +326,13 @@ class AutoEncoderNet(NeuralNet):
                 self.history.pop()
             raise
         finally:
-            del self.sample_weight_  # the data's, not the net's: never pickled with it
             self.trained_params_ = None
 
+    # the state of the run in progress, reset by fit_loop and run_single_epoch
+    interrupted_ = False  # a user's interrupt cut the last epoch (see fit_loop)
+    data_path_ = None  # the data path of the last fit_loop: "resident" or "streamed"
+    steps_taken_ = 0  # optimizer steps of this fit so far (the warm-up's clock)
+    grad_listeners_ = None  # the callbacks that listen to on_grad_computed, per epoch
     world_size_ = 1  # processes training together (see fit_loop and skae.distributed)
     trained_params_ = None  # data-parallel: the parameters whose gradients are all-reduced
 
@@ -379,9 +384,9 @@ class AutoEncoderNet(NeuralNet):
             )
         else:
             step = self.train_step_single(batch, **fit_params)
-        taken = getattr(self, "steps_taken_", 0)
+        taken = self.steps_taken_
         self.steps_taken_ = taken + 1
-        listeners = getattr(self, "grad_listeners_", None)
+        listeners = self.grad_listeners_
         if listeners is None:  # a step outside run_single_epoch
             listeners = self._listeners("on_grad_computed")
         if listeners:
@@ -475,7 +480,8 @@ class AutoEncoderNet(NeuralNet):
     def _lent_sampling(self):
         return self.sampling_ is not None and self.sampling_[0] is not None
 
-    def get_dataset(self, X, y=None):
+    def get_dataset(self, X, y=None, sample_weight=None):
+        """The data path's dataset of X, y and ``sample_weight`` (a dataset as it is)."""
         if isinstance(X, Dataset):
             return X
         params = self.get_params_for("dataset")
@@ -486,8 +492,7 @@ class AutoEncoderNet(NeuralNet):
                 resident = distributed.all_true(resident)
             path = DeviceTensors if resident else HostArrays
         self.data_path_ = "resident" if path.resident else "streamed"
-        weight = getattr(self, "sample_weight_", None)
-        return path(X, y, device=self.device, sample_weight=weight, **params)
+        return path(X, y, device=self.device, sample_weight=sample_weight, **params)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:

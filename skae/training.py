@@ -323,6 +323,14 @@ def make_net(
     )
 
 
+class _OutOfMemory(Exception):
+    """The device ran out of memory while a net trained on ``data_path``."""
+
+    def __init__(self, data_path):
+        super().__init__(data_path)
+        self.data_path = data_path
+
+
 def fit_net(
     module,
     objective,
@@ -374,23 +382,23 @@ def fit_net(
             ):
                 net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
         except torch.OutOfMemoryError as error:
-            error.data_path = getattr(net, "data_path_", None)
-            raise
+            # the path the net took when the device ran out, for the caller to decide on
+            raise _OutOfMemory(net.data_path_) from error
         return net
 
     try:
         net = train(settings)
-        if getattr(net, "interrupted_", False):
+        if net.interrupted_:
             warnings.warn(
                 f"Training was interrupted (KeyboardInterrupt) after {len(net.history)} "
                 "complete epochs; the model keeps the weights of the last step taken.",
                 UserWarning,
                 stacklevel=3,
             )
-    except torch.OutOfMemoryError as error:
-        device = resolve_device(settings.device)
+    except _OutOfMemory as oom:
+        error, device = oom.__cause__, resolve_device(settings.device)
         # data-parallel: one rank cannot start again alone while the others train on
-        if initial is None or error.data_path != "resident" or world()[1] > 1:
+        if initial is None or oom.data_path != "resident" or world()[1] > 1:
             raise MemoryError(
                 f"{device} ran out of memory while training (data_path="
                 f"{settings.data_path!r}, batch_size={settings.batch_size!r}): lower "
@@ -406,7 +414,14 @@ def fit_net(
         module.load_state_dict(initial)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        net = train(settings.replace(data_path="streamed"))
+        try:
+            net = train(settings.replace(data_path="streamed"))
+        except _OutOfMemory as again:
+            raise MemoryError(
+                f"{device} ran out of memory while training even with data_path='streamed' "
+                "(one batch at a time on the device): lower batch_size or use a smaller "
+                f"network. torch said: {again.__cause__}"
+            ) from again.__cause__
     net.module_.eval()
     return net
 
@@ -434,7 +449,7 @@ def continue_net(net, X, y, seeds, epochs=None, sample_weight=None, task=None):
     try:
         with lend_generator(net, net.device, seeds["sampling"]), epoch_tasks(net, task):
             net.partial_fit(X, y, epochs=epochs, sample_weight=sample_weight)
-        if getattr(net, "interrupted_", False):
+        if net.interrupted_:
             # a continuation never leaves a half-updated model: the caller puts the
             # previous one back (see NeuralNetMixin._train)
             raise KeyboardInterrupt
