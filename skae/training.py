@@ -1,9 +1,10 @@
-"""From an estimator's training parameters to a trained skorch net: the estimators' engine room.
+"""From an estimator's training parameters to a trained skorch net.
 
-Everything here takes the training settings as a plain dict (the parameters named in
-``TRAINING_CONSTRAINTS``) and seeds by name (``weights``, ``order``, ``split``,
-``sampling``), so an estimator and the steps it runs inside ``fit`` (a stacked
-autoencoder's pretraining) build their nets the same way without sharing objects.
+Everything here takes the training settings as a frozen :class:`TrainingSettings` (the
+parameters named in ``TRAINING_CONSTRAINTS``, resolved once per fit) and seeds by name
+(``weights``, ``order``, ``split``, ``sampling``), so an estimator and the steps it runs
+inside ``fit`` (a stacked autoencoder's pretraining) build their nets the same way without
+sharing objects. It knows the estimators' parameters, not the estimators.
 """
 
 import contextlib
