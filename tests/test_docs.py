@@ -53,7 +53,7 @@ def test_there_is_an_example_per_estimator_and_per_use():
     for name in importlib.import_module("skae").__all__:
         if name not in ("MLP", "ConvNet", "MLPEnsemble"):  # networks, not estimators
             assert f"{name}(" in text, f"no example fits {name}"
-    for use in ("RocCurveDisplay", "NearestNeighbors", "sample", "from_interpolation"):
+    for use in ("RocCurveDisplay", "NearestNeighbors", "from_samples(", "from_interpolation("):
         assert use in text
     for use in ("ProgressBar", "partial_fit", "nn.Module", "PCA"):
         assert use in text

@@ -11,6 +11,9 @@ import pytest
 
 from skae.persistence import SKOPS_TRUSTED_TYPES, load
 
+from .saved.make_files import data as saved_data
+from .saved.make_files import outputs
+
 SAVED = pathlib.Path(__file__).parent / "saved"
 NAMES = ["autoencoder", "linear", "denoising", "stacked", "variational", "classifier", "detector"]
 
@@ -21,19 +24,9 @@ needs_numpy_2 = pytest.mark.skipif(
 )
 
 
-def outputs(name, est, X):
-    if name == "classifier":
-        return est.predict_proba(X)
-    if name == "detector":
-        return est.score_samples(X)
-    return est.transform(X)
-
-
 @pytest.fixture(scope="module")
 def data():
-    from sklearn.datasets import load_digits
-
-    return load_digits().data[:200] / 16, np.load(SAVED / "expected.npz")
+    return saved_data()[0], np.load(SAVED / "expected.npz")
 
 
 def loaded(fmt, path):
