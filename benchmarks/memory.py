@@ -29,7 +29,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
-from skae.training import resolve_device
+from skae._engine.training import resolve_device
 
 from .common import markdown_table, progress, publish
 

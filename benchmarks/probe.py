@@ -19,8 +19,8 @@ from skorch.callbacks import Callback
 from torch import nn
 
 import skae
+from skae._nn.modules import Dropout
 from skae.datasets import load_mnist
-from skae.modules import Dropout
 
 
 @torch.no_grad()

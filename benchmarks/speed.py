@@ -44,9 +44,9 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
-from skae.likelihoods import Gaussian
-from skae.modules import init_weights, mlp_autoencoder
-from skae.training import resolve_device
+from skae._engine.training import resolve_device
+from skae._nn.likelihoods import Gaussian
+from skae._nn.modules import init_weights, mlp_autoencoder
 
 from .common import publish
 

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from .modules import (
+from ._nn.modules import (
     ACTIVATIONS,
     SKIP_CODES,
     EnsembleModule,

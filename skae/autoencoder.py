@@ -13,11 +13,11 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from torch import nn
 
+from ._engine.tasks import NetSnapshot
+from ._engine.training import TRAINING_CONSTRAINTS, loss_curve, make_net
+from ._nn.modules import ACTIVATIONS, SKIP_CODES, init_weights, linear_autoencoder, row_moments
 from .architectures import MLP, UserModule
 from .base import BaseAutoEncoder, output_dtype
-from .modules import ACTIVATIONS, SKIP_CODES, init_weights, linear_autoencoder, row_moments
-from .tasks import NetSnapshot
-from .training import TRAINING_CONSTRAINTS, loss_curve, make_net
 
 
 class AutoEncoder(BaseAutoEncoder):

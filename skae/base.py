@@ -43,14 +43,9 @@ from sklearn.utils.validation import (
 )
 
 from . import distributed
-from ._version import __version__
-from .engine import _is_memory_mapped, host_tensor, map_batches
-from .likelihoods import LIKELIHOODS
-from .modules import encode, linear_skips
-from .objectives import Reconstruction
-from .persistence import check_version, portable_net, rebuilt_net
-from .tasks import CallbackSupportMixin, Task
-from .training import (
+from ._engine.net import _is_memory_mapped, host_tensor, map_batches
+from ._engine.tasks import CallbackSupportMixin, Task
+from ._engine.training import (
     TRAINING_CONSTRAINTS,
     TrainingSettings,
     continue_net,
@@ -59,6 +54,11 @@ from .training import (
     named_seeds,
     resolve_early_stopping,
 )
+from ._nn.likelihoods import LIKELIHOODS
+from ._nn.modules import encode, linear_skips
+from ._nn.objectives import Reconstruction
+from ._version import __version__
+from .persistence import check_version, portable_net, rebuilt_net
 
 FLOAT_DTYPES = (np.float64, np.float32)
 

@@ -15,12 +15,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from . import distributed
+from ._engine.tasks import Task
+from ._engine.training import SEED_NAMES, TRAINING_CONSTRAINTS, named_seeds
+from ._nn.modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
+from ._nn.objectives import CrossEntropy
 from .base import NeuralNetMixin, check_magnitude, check_weights, check_X, fitted_copy
-from .modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
-from .objectives import CrossEntropy
 from .stacked import StackedAE
-from .tasks import Task
-from .training import SEED_NAMES, TRAINING_CONSTRAINTS, named_seeds
 
 
 class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):

@@ -6,9 +6,9 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._nn.modules import row_moments
+from ._nn.noise import NOISES, Corruption
 from .autoencoder import AutoEncoder
-from .modules import row_moments
-from .noise import NOISES, Corruption
 
 # noise_level="auto": Gaussian noise's standard deviation relative to each feature's, and
 # the fraction of inputs masking and salt-and-pepper noise corrupt.

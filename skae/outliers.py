@@ -16,12 +16,12 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import distributed
+from ._engine.tasks import CallbackSupportMixin, Task
+from ._engine.training import named_seeds
 from .architectures import MLPEnsemble
 from .autoencoder import AutoEncoder
 from .base import BaseAutoEncoder, check_magnitude, check_weights, fitted_copy, output_dtype
 from .detection import MAD_TO_STD, Calibrated, CodeIsolation, CodeNeighbours, Tails
-from .tasks import CallbackSupportMixin, Task
-from .training import named_seeds
 
 # The robust z-score below the median beyond which contamination="auto" flags a row.
 AUTO_Z = 3.0

@@ -147,7 +147,7 @@ def portable_net(net):
 def rebuilt_net(saved, module, objective, settings, seeds, dtype):
     """The net of :func:`portable_net`'s state, around ``module`` (of the saved one's
     architecture), ready to run and to train on with the estimator's ``seeds``."""
-    from .training import make_net
+    from ._engine.training import make_net
 
     weights = {name: torch.as_tensor(np.asarray(value)) for name, value in saved["module"].items()}
     module.load_state_dict(weights)
@@ -416,7 +416,7 @@ class _Encode(torch.nn.Module):
         self.module = module
 
     def forward(self, x):
-        from .modules import encode
+        from ._nn.modules import encode
 
         return encode(self.module, x)
 

@@ -7,11 +7,9 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .architectures import MLP
-from .autoencoder import AutoEncoder
-from .engine import host_tensor
-from .modules import encode
-from .objectives import (
+from ._engine.net import host_tensor
+from ._nn.modules import encode
+from ._nn.objectives import (
     JACOBIAN_ESTIMATES,
     SPARSITIES,
     Contractive,
@@ -19,6 +17,8 @@ from .objectives import (
     jacobian_sq_norm,
     weighted_mean,
 )
+from .architectures import MLP
+from .autoencoder import AutoEncoder
 
 # contraction="auto": the penalty's share of the loss at the start of a fit.
 AUTO_CONTRACTION = 0.05

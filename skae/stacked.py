@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._engine.net import map_batches
+from ._engine.tasks import Task
+from ._engine.training import fit_net, loss_curve, named_seeds
+from ._nn.likelihoods import LIKELIHOODS
+from ._nn.modules import AutoEncoderModule, linear_skips, start_at_pca
+from ._nn.noise import NOISES, Corruption
+from ._nn.objectives import Reconstruction
 from .autoencoder import AutoEncoder
-from .engine import map_batches
-from .likelihoods import LIKELIHOODS
-from .modules import AutoEncoderModule, linear_skips, start_at_pca
-from .noise import NOISES, Corruption
-from .objectives import Reconstruction
-from .tasks import Task
-from .training import fit_net, loss_curve, named_seeds
 
 
 class StackedAE(AutoEncoder):

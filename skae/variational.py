@@ -9,12 +9,12 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._engine.training import named_seeds
+from ._nn.estimates import elbo, importance_weighted_log_likelihood
+from ._nn.modules import VAEModule, row_moments
+from ._nn.noise import binarize
+from ._nn.objectives import ELBO
 from .autoencoder import AutoEncoder
-from .losses import elbo, importance_weighted_log_likelihood
-from .modules import VAEModule, row_moments
-from .noise import binarize
-from .objectives import ELBO
-from .training import named_seeds
 
 # Draws of z per sample in ``score_samples``: as many as ``log_likelihood`` makes by default,
 # and the same ones, so that the two are ordered row by row. On digits one sample's ELBO is

@@ -17,7 +17,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from skorch.callbacks import Callback
 
 from skae import MLP, AutoEncoder, LinearAE
-from skae.likelihoods import LIKELIHOODS
+from skae._nn.likelihoods import LIKELIHOODS
 
 from .conftest import sse
 

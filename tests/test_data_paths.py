@@ -17,7 +17,7 @@ from skae import (
     StackedAE,
     VariationalAE,
 )
-from skae.engine import DeviceTensors, HostArrays, fits_on_device, map_batches
+from skae._engine.net import DeviceTensors, HostArrays, fits_on_device, map_batches
 
 CASES = [
     AutoEncoder(n_components=3, max_iter=4, early_stopping=True, batch_size=64),

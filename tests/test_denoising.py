@@ -4,7 +4,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skae import MLP, AutoEncoder, DenoisingAE
-from skae.noise import Corruption
+from skae._nn.noise import Corruption
 
 from .conftest import sse
 

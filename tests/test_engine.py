@@ -1,4 +1,4 @@
-"""The engine alone (skae.engine), without an estimator: a skorch net trained on arrays with
+"""The engine alone (skae._engine.net), without an estimator: a skorch net trained on arrays with
 skae's objective protocol, both data paths, the callbacks' events, the warm-up, and the
 interrupt and resume paths."""
 
@@ -10,10 +10,10 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
-from skae.engine import AutoEncoderNet, DeviceTensors, HostArrays, TensorBatches, map_batches
-from skae.likelihoods import LIKELIHOODS
-from skae.modules import AutoEncoderModule
-from skae.objectives import Reconstruction
+from skae._engine.net import AutoEncoderNet, DeviceTensors, HostArrays, TensorBatches, map_batches
+from skae._nn.likelihoods import LIKELIHOODS
+from skae._nn.modules import AutoEncoderModule
+from skae._nn.objectives import Reconstruction
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import torch
 from numpy.testing import assert_allclose
 
 from skae import AutoEncoder, MLPEnsemble, StackedAE, VariationalAE
-from skae.likelihoods import Gaussian
-from skae.modules import EnsembleModule
-from skae.objectives import Reconstruction
+from skae._nn.likelihoods import Gaussian
+from skae._nn.modules import EnsembleModule
+from skae._nn.objectives import Reconstruction
 
 
 def ensemble(n_members=3, n_features=5, k=2, seed=0):

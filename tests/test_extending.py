@@ -11,8 +11,8 @@ from sklearn.utils._param_validation import Interval
 
 import skae
 from skae import AutoEncoder
+from skae._nn.objectives import Reconstruction, weighted_mean
 from skae.base import EXTENSION_POINTS
-from skae.objectives import Reconstruction, weighted_mean
 
 
 # --- the variant: an autoencoder whose codes are pulled towards 0 (under 40 lines) -------

@@ -23,9 +23,9 @@ from skae import (
     StackedAE,
     VariationalAE,
 )
+from skae._nn.modules import AutoEncoderModule, conv_autoencoder, init_weights
+from skae._nn.objectives import jacobian_sq_norm, jacobian_sq_norm_autograd
 from skae.architectures import UserModule
-from skae.modules import AutoEncoderModule, conv_autoencoder, init_weights
-from skae.objectives import jacobian_sq_norm, jacobian_sq_norm_autograd
 
 from .conftest import sse
 from .user_modules import TiedAE, TinyAE, TinyVAE

@@ -8,8 +8,8 @@ from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skae import LinearAE
-from skae.losses import keyed_standard_normal, row_keys
-from skae.noise import NOISES, Corruption
+from skae._nn.estimates import keyed_standard_normal, row_keys
+from skae._nn.noise import NOISES, Corruption
 
 PROPERTY = settings(max_examples=50, deadline=None, derandomize=True)
 FINITE = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=64)

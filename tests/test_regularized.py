@@ -4,9 +4,9 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skae import AutoEncoder
-from skae.likelihoods import LIKELIHOODS
-from skae.modules import AutoEncoderModule, mlp
-from skae.objectives import (
+from skae._nn.likelihoods import LIKELIHOODS
+from skae._nn.modules import AutoEncoderModule, mlp
+from skae._nn.objectives import (
     Contractive,
     Reconstruction,
     Sparse,

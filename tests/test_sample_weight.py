@@ -25,10 +25,10 @@ from skae import (
     StackedAE,
     VariationalAE,
 )
-from skae.likelihoods import LIKELIHOODS
+from skae._nn.likelihoods import LIKELIHOODS
+from skae._nn.modules import mlp_autoencoder, row_moments
+from skae._nn.objectives import ELBO, CrossEntropy, Reconstruction, Sparse
 from skae.metrics import reconstruction_error
-from skae.modules import mlp_autoencoder, row_moments
-from skae.objectives import ELBO, CrossEntropy, Reconstruction, Sparse
 from skae.outliers import weighted_percentile
 
 
@@ -214,7 +214,7 @@ def test_objectives_weigh_each_row():
 
 
 def _vae():
-    from skae.modules import mlp_vae
+    from skae._nn.modules import mlp_vae
 
     return mlp_vae(6, [5], 2, "tanh")
 

@@ -6,8 +6,8 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skae import MLP, AutoEncoder
-from skae.engine import AutoEncoderNet
-from skae.likelihoods import LIKELIHOODS
+from skae._engine.net import AutoEncoderNet
+from skae._nn.likelihoods import LIKELIHOODS
 from skae.stacked import StackedAE
 
 from .conftest import sse

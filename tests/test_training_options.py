@@ -13,9 +13,9 @@ from sklearn.decomposition import PCA
 from skorch.callbacks import Callback, GradientNormClipping
 
 from skae import MLP, AutoEncoder, ContractiveAE, EncoderClassifier, LinearAE, VariationalAE
-from skae.modules import add_dropout, dropout_hooks, mlp_autoencoder
-from skae.noise import binarize
-from skae.objectives import jacobian_sq_norm_autograd, jacobian_sq_norm_projection
+from skae._nn.modules import add_dropout, dropout_hooks, mlp_autoencoder
+from skae._nn.noise import binarize
+from skae._nn.objectives import jacobian_sq_norm_autograd, jacobian_sq_norm_projection
 
 FAST = {"max_iter": 15, "random_state": 0}
 
@@ -66,9 +66,9 @@ def test_the_default_network_starts_at_pca(digits):
 
 
 def test_warmup_scales_the_first_steps():
-    from skae.engine import AutoEncoderNet
-    from skae.likelihoods import Gaussian
-    from skae.objectives import Reconstruction
+    from skae._engine.net import AutoEncoderNet
+    from skae._nn.likelihoods import Gaussian
+    from skae._nn.objectives import Reconstruction
 
     rates = []
 

@@ -11,9 +11,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skae import MLP, AutoEncoder, ContractiveAE, DenoisingAE, SparseAE, StackedAE
+from skae._nn.modules import LogisticCode, linear_skips, mlp_autoencoder, start_at_pca
+from skae._nn.objectives import jacobian_sq_norm
 from skae.denoising import AUTO_NOISE
-from skae.modules import LogisticCode, linear_skips, mlp_autoencoder, start_at_pca
-from skae.objectives import jacobian_sq_norm
 from skae.regularized import AUTO_CONTRACTION
 
 from .conftest import sse

@@ -12,8 +12,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
-from skae.likelihoods import LIKELIHOODS
-from skae.losses import (
+from skae._nn.estimates import (
     _uniform,
     elbo,
     gaussian_kl,
@@ -22,8 +21,9 @@ from skae.losses import (
     keyed_standard_normal,
     row_keys,
 )
-from skae.modules import LOGVAR_MAX, VAEModule
-from skae.objectives import ELBO
+from skae._nn.likelihoods import LIKELIHOODS
+from skae._nn.modules import LOGVAR_MAX, VAEModule
+from skae._nn.objectives import ELBO
 from skae.variational import VariationalAE
 
 BERNOULLI = {"n_components": 8, "loss": "bce", "random_state": 0}

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import gaussian_kl
+from .estimates import gaussian_kl
 from .modules import AutoEncoderModule, LinearSkip, encode
 
 SPARSITIES = ("kl", "l1")

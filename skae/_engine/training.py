@@ -22,9 +22,9 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
-from .distributed import world
-from .engine import DATA_PATHS, AutoEncoderNet
-from .modules import dropout_hooks
+from .._nn.modules import dropout_hooks
+from ..distributed import world
+from .net import DATA_PATHS, AutoEncoderNet
 from .tasks import EpochTasks, epoch_tasks
 
 # Constraints of the training parameters every skae estimator has.

@@ -36,9 +36,9 @@ from skorch.callbacks import Callback, EpochTimer, PrintLog
 from skorch.utils import TeeGenerator
 from torch.utils.data import Dataset, Subset
 
-from . import distributed
-from .distributed import rank_seed
-from .modules import LinearSkip
+from .. import distributed
+from .._nn.modules import LinearSkip
+from ..distributed import rank_seed
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
