@@ -298,7 +298,7 @@ class MLPEnsemble(_BuiltIn):
         return _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes")
 
     def build(self, n_features, n_components, *, variational=False, code_activation="identity"):
-        """A new :class:`~skae.modules.EnsembleModule`."""
+        """A new :class:`~skae._nn.modules.EnsembleModule`."""
         self._validate_params()
         if variational:
             raise ValueError(

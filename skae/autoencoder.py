@@ -116,7 +116,7 @@ class AutoEncoder(BaseAutoEncoder):
     ----------
     module_ : torch.nn.Module
         The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
-    net_ : skae.engine.AutoEncoderNet
+    net_ : skae._engine.net.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History
         One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
@@ -391,7 +391,7 @@ class LinearAE(BaseAutoEncoder):
         Per-feature mean of the training data.
     module_ : torch.nn.Module
         The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
-    net_ : skae.engine.AutoEncoderNet
+    net_ : skae._engine.net.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History
         One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.

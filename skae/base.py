@@ -2,7 +2,7 @@
 
 The data's way through ``fit``: array -> ``validate_data`` -> a module built by the
 estimator's architecture, initialised from ``random_state`` and checked against the module
-contract on two rows -> :func:`~skae.training.fit_net` (which moves the data to the device
+contract on two rows -> :func:`~skae._engine.training.fit_net` (which moves the data to the device
 once and trains it with the variant's objective) -> fitted module. ``transform`` and friends
 run the fitted module over the validated array in large chunks on the same device.
 
@@ -169,7 +169,7 @@ class NeuralNetMixin(CallbackSupportMixin):
 
     Uses the parameters of ``TRAINING_CONSTRAINTS``; subclasses implement ``_objective()``.
     scikit-learn's callbacks (``set_callbacks``, scikit-learn >= 1.9) see each epoch as a
-    subtask of the fit (see :mod:`skae.tasks`).
+    subtask of the fit (see :mod:`skae._engine.tasks`).
     """
 
     # The float type the module trains and runs in; outputs take the input's dtype.
@@ -191,8 +191,8 @@ class NeuralNetMixin(CallbackSupportMixin):
     _warmup_steps = 0
 
     def _settings(self):
-        """The training parameters as the functions of :mod:`skae.training` take them (a
-        frozen :class:`~skae.training.TrainingSettings`), with ``early_stopping`` as this
+        """The training parameters as the functions of :mod:`skae._engine.training` take them (a
+        frozen :class:`~skae._engine.training.TrainingSettings`), with ``early_stopping`` as this
         fit resolved it (``early_stopping_``)."""
         early_stopping = getattr(
             self, "early_stopping_", resolve_early_stopping(self.early_stopping, 0)
@@ -201,7 +201,8 @@ class NeuralNetMixin(CallbackSupportMixin):
 
     def _resolve_early_stopping(self, n_samples, chunked=False, n_classes=1):
         """Set ``early_stopping_``, the parameter resolved for a new fit on ``n_samples``
-        rows of ``n_classes`` classes (see :func:`~skae.training.resolve_early_stopping`)."""
+        rows of ``n_classes`` classes (see
+        :func:`~skae._engine.training.resolve_early_stopping`)."""
         n_held_out = math.ceil(self.validation_fraction * n_samples)
         self.early_stopping_ = resolve_early_stopping(
             self.early_stopping, n_samples, chunked, n_held_out, n_classes
@@ -510,7 +511,7 @@ def _fit_clone(fitted, X, seed, sample_weight):
 def check_module(module, x, n_components, variational=False):
     """Run ``module`` on the rows ``x``; return the code width, or raise a clear error.
 
-    The contract (see :mod:`skae.modules`): ``encode(x)`` (or, for a variational module,
+    The contract (see :mod:`skae._nn.modules`): ``encode(x)`` (or, for a variational module,
     ``posterior(x) -> (mu, logvar)``) gives 2-D codes with a row per input row, ``decode``
     maps them back to the input's shape, and ``mean``, if present, keeps that shape.
     """

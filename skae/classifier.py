@@ -114,7 +114,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
     module_ : torch.nn.Module
         The fitted network: ``module_.autoencoder`` (a copy of the autoencoder's module
         without its decoder), whose codes ``module_.head`` maps to the logits.
-    net_ : skae.engine.AutoEncoderNet
+    net_ : skae._engine.net.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History
         One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.

@@ -143,7 +143,7 @@ class StackedAE(AutoEncoder):
         Each shallow autoencoder's mean training loss per epoch, bottom first.
     module_ : torch.nn.Module
         The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
-    net_ : skae.engine.AutoEncoderNet
+    net_ : skae._engine.net.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History
         One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.

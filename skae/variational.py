@@ -150,7 +150,7 @@ class VariationalAE(AutoEncoder):
     ----------
     module_ : torch.nn.Module
         The fitted network (a trained copy of ``module``), with ``encode`` and ``decode``.
-    net_ : skae.engine.AutoEncoderNet
+    net_ : skae._engine.net.AutoEncoderNet
         The skorch net that trained it (its ``history`` is ``history_``).
     history_ : skorch.history.History
         One dict per epoch: ``train_loss``, ``valid_loss`` (with early stopping), ``dur``.
@@ -198,7 +198,7 @@ class VariationalAE(AutoEncoder):
     and the row's values: a row's estimate does not change with the other rows scored with
     it or their order, as scikit-learn requires of ``score_samples``, and is the same on the
     CPU and a GPU up to floating-point rounding. They are made by a counter-based generator
-    (:func:`skae.losses.keyed_standard_normal`), as one ``torch.Generator`` stream consumed
+    (:func:`skae._nn.estimates.keyed_standard_normal`), as one ``torch.Generator`` stream consumed
     batch by batch would tie each row's draws to its position. :meth:`sample` uses a
     ``torch.Generator`` on the module's device.
 

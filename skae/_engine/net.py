@@ -17,7 +17,7 @@ dense arrays an autoencoder trains on, and only those are replaced:
   that define them, the mode is set once per epoch, and optimizers that need no closure
   (Adam) step without one; L-BFGS keeps skorch's closure.
 
-The criterion is an *objective* (:mod:`skae.objectives`): ``criterion(module, x, target)``
+The criterion is an *objective* (:mod:`skae._nn.objectives`): ``criterion(module, x, target)``
 returns the batch loss, so a variant's loss can reach the module's ``encode``, ``decode`` or
 ``posterior`` (a Jacobian, a sampled code) whatever the architecture. ``train_step_single``
 and ``validation_step`` are overridden to make that one call.

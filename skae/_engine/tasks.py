@@ -182,7 +182,7 @@ class EpochTasks(Callback):
     """A skorch callback that reports each epoch to scikit-learn's callbacks: a subtask
     of ``task`` per epoch; a callback that asks to stop ends the training after that
     epoch, by skorch's stop signal (``KeyboardInterrupt`` at an epoch's end, which
-    :class:`~skae.engine.AutoEncoderNet` tells apart from a user's interrupt).
+    :class:`~skae._engine.net.AutoEncoderNet` tells apart from a user's interrupt).
 
     ``task`` is set for the duration of one training (``training``), and None otherwise,
     so that a fitted net holds no data and no context.

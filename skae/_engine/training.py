@@ -142,7 +142,7 @@ def lend_generator(net, device, seed):
     """Lend what samples in ``net`` a generator while it trains.
 
     An objective that samples (a VAE's reparameterisation) declares a ``generator``
-    attribute, as does a module's :class:`~skae.modules.Dropout`; they share a seeded
+    attribute, as does a module's :class:`~skae._nn.modules.Dropout`; they share a seeded
     generator on the training device during training and hold None otherwise, so the
     fitted net pickles without device state.
     """
@@ -274,7 +274,8 @@ def make_net(
     resample=None,
     stratified=False,
 ):
-    """An uninitialised :class:`~skae.engine.AutoEncoderNet` for ``module`` and ``objective``."""
+    """An uninitialised :class:`~skae._engine.net.AutoEncoderNet` for ``module`` and
+    ``objective``."""
     monitor = "valid_loss" if settings.early_stopping else "train_loss"
     callbacks = [
         (
@@ -353,7 +354,7 @@ def fit_net(
     given) from scratch for ``epochs`` (default: the settings' ``max_iter``); return the
     trained net.
 
-    Each epoch is a subtask of ``task`` (a :class:`~skae.tasks.Task`) for scikit-learn's
+    Each epoch is a subtask of ``task`` (a :class:`~skae._engine.tasks.Task`) for scikit-learn's
     callbacks, given the estimator as it is at that epoch's end when ``fitted``.
 
     A device out-of-memory error on the resident path chosen by ``data_path="auto"`` starts

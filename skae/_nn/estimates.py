@@ -2,7 +2,7 @@
 
 Log-likelihoods here are real log-densities in nats (constants included), so a VAE's ELBO is
 a bound on log p(x) that can be compared across models and with papers. The output
-distribution is a likelihood object of :mod:`skae.likelihoods`.
+distribution is a likelihood object of :mod:`skae._nn.likelihoods`.
 """
 
 import math

@@ -4,7 +4,7 @@ The contract every autoencoder module meets, skae's own and a user's alike:
 ``encode(x) -> z`` maps a batch of flat rows ``(n, n_features)`` to codes ``(n, k)`` and
 ``decode(z) -> eta`` maps codes back to the output distribution's *natural parameter*
 ``(n, n_features)`` (the mean for a Gaussian, the logits for a Bernoulli; see
-:mod:`skae.likelihoods`). A module may add ``mean(eta)`` to override the likelihood's mean.
+:mod:`skae._nn.likelihoods`). A module may add ``mean(eta)`` to override the likelihood's mean.
 A variational module has ``posterior(x) -> (mu, logvar)`` of q(z|x) instead of, or besides,
 ``encode``.
 
@@ -140,7 +140,7 @@ class VAEModule(nn.Module):
 
     ``posterior(x)`` returns the mean and the log-variance of q(z|x) = N(mu, diag(exp(logvar)));
     ``encode(x)`` is the posterior mean and ``forward(x)`` is ``decode(encode(x))``. Sampling
-    belongs to the training objective (:class:`skae.objectives.ELBO`), not to the module.
+    belongs to the training objective (:class:`skae._nn.objectives.ELBO`), not to the module.
 
     The log-variance is bounded above, smoothly, by ``LOGVAR_MAX``: a standard deviation of
     at most e^2.5 ~ 12, far wider than the prior's 1, beyond which the KL term only grows.

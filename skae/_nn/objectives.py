@@ -3,7 +3,7 @@
 The training engine calls ``objective(module, x, target)`` on every batch (``x`` the input,
 possibly corrupted; ``target`` the clean input, or the labels) and gets the batch's scalar
 loss. An objective reaches the network only through the module contract of
-:mod:`skae.modules` (``encode``, ``decode``, ``posterior``), so every objective works with
+:mod:`skae._nn.modules` (``encode``, ``decode``, ``posterior``), so every objective works with
 every architecture: skae's MLP, its convolutional network or a user's module.
 
 * :class:`Reconstruction`: the likelihood's negative log-likelihood of the target;
@@ -184,7 +184,7 @@ class Reconstruction(nn.Module):
 
     Parameters
     ----------
-    likelihood : skae.likelihoods.Gaussian or skae.likelihoods.Bernoulli
+    likelihood : skae._nn.likelihoods.Gaussian or skae._nn.likelihoods.Bernoulli
         The output distribution.
     """
 
@@ -240,7 +240,7 @@ class Sparse(Reconstruction):
 
     Parameters
     ----------
-    likelihood : skae.likelihoods.Gaussian or skae.likelihoods.Bernoulli
+    likelihood : skae._nn.likelihoods.Gaussian or skae._nn.likelihoods.Bernoulli
         The output distribution.
     sparsity : {"kl", "l1"}
         :func:`kl_sparsity` towards ``target`` (codes in (0, 1)) or :func:`l1_sparsity`.
