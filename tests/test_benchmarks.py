@@ -126,6 +126,8 @@ def test_speed_benchmark_times_the_three_loops(scratch, small_mnist):
     assert len(tiny) == 1
     contractive = [line for line in table.splitlines() if line.startswith("| ContractiveAE")]
     assert len(contractive) == 2 and all(float(c.split("|")[2]) > 0 for c in contractive)
+    assert "largest relative gap between them, over the rows, is" in table
+    assert "should be close" not in table
 
 
 def test_anomaly_mode_ranks_every_detector(scratch):
@@ -141,6 +143,28 @@ def test_anomaly_mode_ranks_every_detector(scratch):
         rows = [line for line in text.splitlines() if line.startswith(f"| {detector} | ")]
         assert len(rows) == 2  # digits and breast cancer
         assert all(0.5 < float(row.split("|")[2].split("±")[0]) <= 1 for row in rows)
+
+
+def test_memory_benchmark_states_what_it_measured(scratch, small_mnist):
+    from benchmarks import memory
+
+    out = scratch / "memory.md"
+    memory.main(
+        ["--gib", "0.002", "--n-features", "16", "--batch-size", "64", "--data", str(small_mnist)]
+        + ["--n-mnist", "64", "--epochs", "1", "--out", str(out)]
+    )
+    text = out.read_text()
+    assert "| streamed |" in text and "| resident |" in text
+    # the agreement of the two paths' losses is measured, not asserted in the text
+    assert "the last epoch's losses are equal" in text or "losses differ by" in text
+    assert "bit-identical" not in text
+
+
+def test_losses_agreement_reports_a_difference():
+    from benchmarks.memory import losses_agreement
+
+    assert losses_agreement([1.5, 1.5]) == "the last epoch's losses are equal to the last bit"
+    assert "differ by 0.5" in losses_agreement([1.5, 2.0])
 
 
 def test_a_run_without_publish_leaves_the_committed_results_alone(scratch, small_mnist):
