@@ -16,7 +16,6 @@ Writes ``benchmarks/results/memory-<device>.md`` and refreshes README's block.
 """
 
 import argparse
-import shlex
 import statistics
 import sys
 import tempfile
@@ -26,13 +25,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
 from skae._engine.training import resolve_device
 
-from .common import markdown_table, progress, publish
+from .common import markdown_table, progress, provenance, publish
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"  # the committed results (--publish)
@@ -224,14 +222,7 @@ def main(argv=None):
                     ["data path", "seconds per epoch", "/ resident", "last epoch's loss"], speed
                 )
                 + f"\n<!-- /results:{tag}-paths -->",
-                "\n".join(
-                    [
-                        f"- command: `{shlex.join(['python', '-m', 'benchmarks.memory', *argv])}`",
-                        f"- device: {device}, torch {torch.__version__}, "
-                        f"{torch.get_num_threads()} threads",
-                        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-                    ]
-                ),
+                f"- device: {device}\n" + provenance(argv, "benchmarks.memory"),
             ]
         )
         + "\n"
