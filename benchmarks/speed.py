@@ -28,7 +28,6 @@ The tables, the device and the library versions are printed and written to ``--o
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -36,7 +35,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import skorch
 import torch
 from sklearn.datasets import load_digits
@@ -48,7 +46,7 @@ from skae._engine.training import resolve_device
 from skae._nn.likelihoods import Gaussian
 from skae._nn.modules import init_weights, mlp_autoencoder
 
-from .common import publish
+from .common import provenance, publish
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"  # the committed results (--publish)
@@ -376,12 +374,8 @@ def main(argv=None):
         *loss_rows,
         "",
         f"- device: {device} ({device_name(device)})",
-        (
-            f"- torch {torch.__version__}, skorch {skorch.__version__}, "
-            f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
-            f"Python {sys.version.split()[0]}"
-        ),
-        f"- command: `{shlex.join(['python', '-m', 'benchmarks.speed', *argv])}`",
+        f"- numpy {np.__version__}",
+        provenance(argv, "benchmarks.speed"),
     ]
     text = "\n".join(lines) + "\n"
     print(text)
