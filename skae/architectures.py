@@ -29,11 +29,10 @@ from ._nn.modules import (
     conv_autoencoder,
     conv_vae,
     init_weights,
-    linear_skips,
     mlp_autoencoder,
     mlp_vae,
-    start_at_pca,
 )
+from ._nn.start import linear_skips, start_at_pca
 
 
 def _positive_ints(value, name):

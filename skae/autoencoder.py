@@ -16,6 +16,7 @@ from torch import nn
 from ._engine.tasks import NetSnapshot
 from ._engine.training import TRAINING_CONSTRAINTS, loss_curve, make_net
 from ._nn.modules import ACTIVATIONS, SKIP_CODES, init_weights, linear_autoencoder, row_moments
+from ._nn.start import WARMUP_STEPS
 from .architectures import MLP, UserModule
 from .base import BaseAutoEncoder, output_dtype
 
@@ -245,7 +246,7 @@ class AutoEncoder(BaseAutoEncoder):
     def _warmup_steps(self):
         """Small first steps keep a PCA start (the default network's; see Notes)."""
         pca = getattr(self._architecture(), "start", None) == "pca"
-        return 200 if pca and self._code_activation() in SKIP_CODES else 0
+        return WARMUP_STEPS if pca and self._code_activation() in SKIP_CODES else 0
 
     def _code_activation(self):
         """The code layer's activation: linear, as Hinton & Salakhutdinov's code units."""

@@ -55,8 +55,9 @@ from ._engine.training import (
     resolve_early_stopping,
 )
 from ._nn.likelihoods import LIKELIHOODS
-from ._nn.modules import encode, linear_skips
+from ._nn.modules import encode
 from ._nn.objectives import Reconstruction
+from ._nn.start import linear_skips
 from ._version import __version__
 from .persistence import check_version, portable_net, rebuilt_net
 
@@ -105,20 +106,29 @@ def output_dtype(X):
     return np.float32 if X.dtype == np.float32 else np.float64
 
 
-def check_X(estimator, X, reset, training=None):
-    """``validate_data`` without a copy of X: numeric dtypes (ints, bools, float16) are kept
-    as they are and converted batch by batch, where the data meet the module. Values too
-    large for the precision they are computed in (:func:`check_magnitude`) are refused: in
-    the training precision for a fit (``training``, default ``reset``), else in the output's.
+def check_X(estimator, X, y="no_validation", *, reset, training=None):
+    """The one validation of every skae estimator's input: ``validate_data`` (with ``y``
+    when given, as scikit-learn's) without a copy of X. Numeric dtypes (ints, bools,
+    float16) are kept as they are and converted batch by batch, where the data meet the
+    module. Values too large for the precision they are computed in
+    (:func:`check_magnitude`) are refused: in the training precision for a fit
+    (``training``, default ``reset``; the estimator's ``_torch_dtype``, float32 by
+    default), else in the output's. Outside a fit the estimator must be fitted
+    (``check_is_fitted``'s error). Returns X, or ``(X, y)`` when y is validated.
     """
-    X = validate_data(estimator, X, dtype="numeric", reset=reset)
     training = reset if training is None else training
+    if not training:
+        check_is_fitted(estimator)
+    if isinstance(y, str) and y == "no_validation":
+        X = validate_data(estimator, X, dtype="numeric", reset=reset)
+    else:
+        X, y = validate_data(estimator, X, y, dtype="numeric", reset=reset)
     if training:
         dtype = getattr(estimator, "_torch_dtype", torch.float32)
     else:  # the results come back in the input's precision
         dtype = torch.float64 if output_dtype(X) == np.float64 else torch.float32
     check_magnitude(X, dtype)
-    return X
+    return X if isinstance(y, str) and y == "no_validation" else (X, y)
 
 
 def check_magnitude(X, dtype, chunk=8192):
@@ -755,7 +765,6 @@ class BaseAutoEncoder(
         return self
 
     def _validated(self, X):
-        check_is_fitted(self)
         return check_X(self, X, reset=False)
 
     def _mean(self, module, eta):

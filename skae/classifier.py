@@ -11,7 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from . import distributed
@@ -19,7 +19,7 @@ from ._engine.tasks import Task
 from ._engine.training import SEED_NAMES, TRAINING_CONSTRAINTS, named_seeds
 from ._nn.modules import AutoEncoderModule, CodeClassifier, VAEModule, add_dropout, init_weights
 from ._nn.objectives import CrossEntropy
-from .base import NeuralNetMixin, check_magnitude, check_weights, check_X, fitted_copy
+from .base import NeuralNetMixin, check_weights, check_X, fitted_copy
 from .stacked import StackedAE
 
 
@@ -215,10 +215,6 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         self.warm_start = warm_start
         self.callbacks = callbacks
 
-    def __sklearn_is_fitted__(self):
-        # classes_ and autoencoder_ are set before training, which may still fail
-        return hasattr(self, "net_")
-
     def _init_module(self, seeds):
         """A copy of the autoencoder's module without its decoder, and a new softmax layer."""
         autoencoder = copy.deepcopy(self.autoencoder_.module_)
@@ -328,8 +324,7 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         )
 
     def _fit(self, X, y, *, continuing, classes=None, epochs=None, sample_weight=None):
-        X, y = validate_data(self, X, y, dtype="numeric", reset=not continuing)
-        check_magnitude(X, self._torch_dtype)
+        X, y = check_X(self, X, y, reset=not continuing, training=True)
         check_classification_targets(y)
         labels = LabelEncoder().fit(y if classes is None or continuing else classes)
         known = self.classes_ if continuing else labels.classes_
@@ -402,7 +397,6 @@ class EncoderClassifier(ClassifierMixin, NeuralNetMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities of the classes in the order of ``classes_``; rows sum to 1.
         """
-        check_is_fitted(self)
         X = check_X(self, X, reset=False)
         return self._map(lambda module, x: torch.softmax(module(x), dim=1), X)
 

@@ -7,20 +7,18 @@ from numbers import Real
 from typing import ClassVar
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import distributed
 from ._engine.tasks import CallbackSupportMixin, Task
 from ._engine.training import named_seeds
 from .architectures import MLPEnsemble
 from .autoencoder import AutoEncoder
-from .base import BaseAutoEncoder, check_magnitude, check_weights, fitted_copy, output_dtype
+from .base import BaseAutoEncoder, check_weights, check_X, fitted_copy, output_dtype
 from .detection import MAD_TO_STD, Calibrated, CodeIsolation, CodeNeighbours, Tails
 
 # The robust z-score below the median beyond which contamination="auto" flags a row.
@@ -303,8 +301,7 @@ class OutlierDetector(CallbackSupportMixin, OutlierMixin, BaseEstimator):
         self : object
             The fitted detector.
         """
-        X = validate_data(self, X, dtype="numeric")
-        check_magnitude(X, torch.float32)  # the training precision of skae's networks
+        X = check_X(self, X, reset=True)  # in float32, the training precision of skae's nets
         X, _, weights = check_weights(X, None, sample_weight)
         seeds = distributed.agree(self, named_seeds(self.random_state, ("autoencoder", "views")), X)
         model = self._model(X)
@@ -345,10 +342,7 @@ class OutlierDetector(CallbackSupportMixin, OutlierMixin, BaseEstimator):
         return self
 
     def _validated(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype="numeric", reset=False)
-        check_magnitude(X, torch.float64 if output_dtype(X) == np.float64 else torch.float32)
-        return X
+        return check_X(self, X, reset=False)
 
     def score_samples(self, X):
         """How normal each row is: higher is more normal (see ``score_by``).

@@ -285,7 +285,7 @@ class SparseAE(AutoEncoder):
     a module of your own keeps its own codes, which for ``sparsity="kl"`` must lie in
     (0, 1). With the default network the logistic codes start at PCA's solution: the
     principal coordinates through ``sigmoid(logit(sparsity_target) + y / s)``, which the
-    decoder inverts exactly (:func:`skae._nn.modules.start_at_pca`). The penalty only shapes
+    decoder inverts exactly (:func:`skae._nn.start.start_at_pca`). The penalty only shapes
     training: ``transform``, ``inverse_transform`` and
     ``score`` are those of :class:`AutoEncoder`.
 

@@ -15,9 +15,10 @@ from ._engine.net import map_batches
 from ._engine.tasks import Task
 from ._engine.training import fit_net, loss_curve, named_seeds
 from ._nn.likelihoods import LIKELIHOODS
-from ._nn.modules import AutoEncoderModule, linear_skips, start_at_pca
+from ._nn.modules import AutoEncoderModule
 from ._nn.noise import NOISES, Corruption
 from ._nn.objectives import Reconstruction
+from ._nn.start import linear_skips, start_at_pca
 from .autoencoder import AutoEncoder
 
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.decomposition import PCA
 from skorch.callbacks import Callback, GradientNormClipping
 
 from skae import MLP, AutoEncoder, ContractiveAE, EncoderClassifier, LinearAE, VariationalAE
@@ -18,78 +17,6 @@ from skae._nn.noise import binarize
 from skae._nn.objectives import jacobian_sq_norm_autograd, jacobian_sq_norm_projection
 
 FAST = {"max_iter": 15, "random_state": 0}
-
-
-def weight_norm(module):
-    return sum(float(p.detach().pow(2).sum()) for p in module.parameters() if p.ndim > 1)
-
-
-def test_alpha_shrinks_the_weights_and_only_the_weights(digits01):
-    plain = AutoEncoder(4, module=MLP(), alpha=0.0, **FAST).fit(digits01)
-    decayed = AutoEncoder(4, module=MLP(), alpha=0.3, **FAST).fit(digits01)
-    assert weight_norm(decayed.module_) < 0.8 * weight_norm(plain.module_)
-    groups = decayed.net_.optimizer_.param_groups
-    assert {g["weight_decay"] for g in groups} == {0.3, 0.0}
-    for group in groups:
-        dims = {p.ndim for p in group["params"]}
-        assert dims == ({2} if group["weight_decay"] else {1})
-
-
-def test_alpha_with_lbfgs_joins_the_loss(digits01):
-    plain = LinearAE(2, solver="lbfgs", max_iter=5, random_state=0).fit(digits01)
-    decayed = LinearAE(2, solver="lbfgs", alpha=1.0, max_iter=5, random_state=0).fit(digits01)
-    assert decayed.loss_curve_[-1] > plain.loss_curve_[-1]  # the penalty is in the loss
-    assert weight_norm(decayed.module_) <= weight_norm(plain.module_) + 1e-6
-    with pytest.raises(ValueError, match="solver='em'"):
-        LinearAE(2, alpha=1.0).fit(digits01)
-
-
-def test_the_default_network_starts_at_pca(digits):
-    X, X_test, *_ = digits
-    ae = AutoEncoder(n_components=3, max_iter=0, random_state=0).fit(X)
-    pca = PCA(n_components=3).fit(X)
-    # before any step the module is PCA: the same codes (up to sign) and reconstructions
-    assert_allclose(np.abs(ae.transform(X_test)), np.abs(pca.transform(X_test)), atol=1e-4)
-    assert_allclose(
-        ae.inverse_transform(ae.transform(X_test)),
-        pca.inverse_transform(pca.transform(X_test)),
-        atol=1e-4,
-    )
-    assert ae.net_.warmup_steps == 200
-    assert AutoEncoder(module=MLP()).set_params(max_iter=0).fit(X).net_.warmup_steps == 0
-    trained = AutoEncoder(n_components=3, max_iter=30, random_state=0).fit(X)
-    errors = [
-        ((X_test - m.inverse_transform(m.transform(X_test))) ** 2).sum(1).mean()
-        for m in (trained, pca)
-    ]
-    assert errors[0] < errors[1]  # the nonlinear layers improved on the start
-
-
-def test_warmup_scales_the_first_steps():
-    from skae._engine.net import AutoEncoderNet
-    from skae._nn.likelihoods import Gaussian
-    from skae._nn.objectives import Reconstruction
-
-    rates = []
-
-    class Spy(torch.optim.Adam):
-        def step(self, closure=None):
-            rates.append(self.param_groups[0]["lr"])
-            return super().step(closure)
-
-    net = AutoEncoderNet(
-        mlp_autoencoder(4, (3,), 2, "relu"),
-        criterion=Reconstruction(Gaussian()),
-        optimizer=Spy,
-        lr=0.1,
-        max_epochs=1,
-        batch_size=10,
-        warmup_steps=4,
-        train_split=None,
-    )
-    net.fit(np.random.RandomState(0).normal(size=(60, 4)).astype(np.float32))
-    assert_allclose(rates, [0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
-    assert net.optimizer_.param_groups[0]["lr"] == 0.1
 
 
 def test_dropout_acts_in_training_and_not_in_eval():

@@ -11,8 +11,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skae import MLP, AutoEncoder, ContractiveAE, DenoisingAE, SparseAE, StackedAE
-from skae._nn.modules import LogisticCode, linear_skips, mlp_autoencoder, start_at_pca
+from skae._nn.modules import LogisticCode, mlp_autoencoder
 from skae._nn.objectives import jacobian_sq_norm
+from skae._nn.start import linear_skips, start_at_pca
 from skae.denoising import AUTO_NOISE
 from skae.regularized import AUTO_CONTRACTION
 

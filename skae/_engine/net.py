@@ -37,7 +37,7 @@ from skorch.utils import TeeGenerator
 from torch.utils.data import Dataset, Subset
 
 from .. import distributed
-from .._nn.modules import LinearSkip
+from .._nn.start import decayed_parameters
 from ..distributed import rank_seed
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -355,7 +355,7 @@ class AutoEncoderNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         loss = self.criterion_on(batch)
         if self.penalty_:
-            weights = [p for p in self.module_.parameters() if p.ndim > 1]
+            weights = decayed_parameters(self.module_)  # the rule of Adam's groups too
             loss = loss + 0.5 * self.penalty_ * sum(w.pow(2).sum() for w in weights)
         loss.backward()
         return {"loss": loss, "y_pred": None}
@@ -418,8 +418,8 @@ class AutoEncoderNet(NeuralNet):
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         """skorch's optimizer arguments, with ``weight_decay`` (``alpha``) applied to the
-        weights only: biases, norms' scales and other one-dimensional parameters are not
-        shrunk, as in scikit-learn's MLP, nor the linear map of a :class:`LinearSkip`."""
+        parameters of :func:`~skae._nn.start.decayed_parameters` only (the weight matrices
+        but a PCA start's linear maps), the rule L-BFGS's penalty follows too."""
         named_parameters = list(named_parameters)
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
         decay = kwargs.pop("weight_decay", 0.0)
@@ -430,18 +430,12 @@ class AutoEncoderNet(NeuralNet):
             return args, kwargs
         if not decay:
             return args, kwargs
-        # a linear map beside a stack (MLP(start="pca")) is PCA's solution: not shrunk
-        skips = {
-            id(p)
-            for m in self.module_.modules()
-            if isinstance(m, LinearSkip)
-            for p in m.linear.parameters()
-        }
+        shrunk = {id(p) for p in decayed_parameters(self.module_)}
         groups = []
         for group in args[0]:  # skorch's parameter groups, each split in two
             params = list(group["params"])
             for decayed in (True, False):
-                chosen = [p for p in params if (p.ndim > 1 and id(p) not in skips) == decayed]
+                chosen = [p for p in params if (id(p) in shrunk) == decayed]
                 if chosen:
                     rate = group.get("weight_decay", decay) if decayed else 0.0
                     groups.append({**group, "params": chosen, "weight_decay": rate})

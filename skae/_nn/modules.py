@@ -215,23 +215,6 @@ class LogisticCode(nn.Module):
         return torch.sigmoid(self.offset + self.scale * x)
 
 
-def linear_skips(module):
-    """``(encoder_skip, decoder_skip, code, inverse)`` of a module built by
-    :func:`mlp_autoencoder` with ``linear_skip`` (``code`` and ``inverse`` its
-    :class:`LogisticCode` maps, or None for linear codes); None for any other module."""
-    encoder, decoder = getattr(module, "encoder", None), getattr(module, "decoder", None)
-    if isinstance(encoder, LinearSkip) and isinstance(decoder, LinearSkip):
-        return encoder, decoder, None, None
-    if (
-        isinstance(encoder, nn.Sequential)
-        and isinstance(decoder, nn.Sequential)
-        and [type(m) for m in encoder] == [LinearSkip, LogisticCode]
-        and [type(m) for m in decoder] == [LogisticCode, LinearSkip]
-    ):
-        return encoder[0], decoder[1], encoder[1], decoder[0]
-    return None
-
-
 def mlp_autoencoder(
     n_features,
     hidden_layer_sizes,
@@ -284,66 +267,6 @@ def row_moments(X, rows=None, chunk=2048, weights=None, scatter=True):
         centred = np.asarray(X[c], dtype=np.float64) - mean
         total += centred.T @ (centred if w is None else centred * w[c][:, None])
     return count, mean, total
-
-
-def start_at_pca(module, X, generator, max_rows=10000, sample_weight=None, code_mean=0.5):
-    """Set an autoencoder with linear maps beside its stacks (:func:`linear_skips`) to PCA's
-    solution: the linear maps project on and back from the top principal directions of (at
-    most ``max_rows`` rows drawn from) X, and the stacks' last layers are zero, so that the
-    module computes PCA exactly and training can only move it where the loss falls. The
-    directions come from the rows' covariance (an ``n_features`` square matrix, weighted by
-    ``sample_weight`` if given), accumulated chunk by chunk.
-
-    Logistic codes are ``sigmoid(logit(code_mean) + y_j / s)`` of the principal coordinates
-    ``y_j``, ``s`` the largest one's standard deviation, or a third of the largest
-    ``|y_j|`` of the rows if wider (one scale for every unit, so that the codes keep PCA's
-    proportions, a small move of a minor coordinate cannot saturate its unit, and no row of
-    a heavy-tailed table leaves the curve's invertible range); the decoder's exact inverse
-    gives ``y`` back, so the start is PCA's solution for these codes too."""
-    skips = linear_skips(module)
-    if skips is None:
-        raise TypeError("start_at_pca needs linear maps beside the stacks (mlp_autoencoder)")
-    encoder, decoder, code, inverse = skips
-    n_components = encoder.linear.out_features
-    n_samples, n_features = X.shape
-    rows = np.arange(n_samples)
-    if n_samples > max_rows:
-        rows = torch.randperm(n_samples, generator=generator)[:max_rows].sort().values.numpy()
-    count, mean, scatter = row_moments(X, rows, weights=sample_weight)
-    eigenvalues, eigenvectors = np.linalg.eigh(scatter)  # ascending
-    # directions beyond the data's rank have no variance and arbitrary eigenvectors: they
-    # stay out of the start (zero rows), so that it depends on the data, not on rounding
-    rank = int((eigenvalues > eigenvalues[-1] * n_features * np.finfo(float).eps).sum())
-    k = min(n_components, rank)
-    components = np.zeros((n_components, n_features))
-    components[:k] = eigenvectors[:, ::-1][:, :k].T
-    weight = torch.as_tensor(components, dtype=encoder.linear.weight.dtype)
-    mean = torch.as_tensor(mean, dtype=weight.dtype)
-    with torch.no_grad():
-        encoder.linear.weight.copy_(weight)
-        encoder.linear.bias.copy_(-weight @ mean)
-        decoder.linear.weight.copy_(weight.T)
-        decoder.linear.bias.copy_(mean)
-        for linear in (encoder.linear, decoder.linear):
-            linear.requires_grad_(False)  # the exact PCA start
-        for stack in (encoder.body, decoder.body):
-            last = [m for m in stack if isinstance(m, nn.Linear)][-1]
-            last.weight.zero_()
-            last.bias.zero_()
-        if code is not None:
-            # one scale for every unit: the largest coordinate's spread, or a third of the
-            # largest coordinate seen, whichever is wider, so that no training row leaves
-            # the curve's invertible range (heavy tails would saturate their units)
-            top = math.sqrt(max(eigenvalues[-1], 0.0) / max(count, 1e-12))
-            widest = 0.0
-            for c in range(0, len(rows), 2048):
-                chunk = np.asarray(X[rows[c : c + 2048]], dtype=np.float64) - mean.numpy()
-                widest = max(widest, float(np.abs(chunk @ components[:k].T).max(initial=0)))
-            spread = max(top, widest / LOGISTIC_REACH)
-            for part in (code, inverse):
-                part.offset.fill_(math.log(code_mean / (1 - code_mean)))
-                part.scale.fill_(1 / spread if spread > 0 else 1.0)
-    return module
 
 
 def mlp_vae(n_features, hidden_layer_sizes, n_components, activation):
