@@ -8,13 +8,12 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from torch import nn
 
 from ._engine.tasks import NetSnapshot
-from ._engine.training import TRAINING_CONSTRAINTS, loss_curve, make_net
+from ._engine.training import TRAINING_CONSTRAINTS, make_net
 from ._nn.modules import ACTIVATIONS, SKIP_CODES, init_weights, linear_autoencoder, row_moments
 from ._nn.start import WARMUP_STEPS
 from .architectures import MLP, UserModule
@@ -565,6 +564,10 @@ class LinearAE(BaseAutoEncoder):
         sample_weight=None,
         task=None,
     ):
+        """Train with the solver: Adam and L-BFGS are the engine's training, as for every
+        estimator; EM is :meth:`_solve_em`. Either way the steps are in ``net_.history``,
+        and the fitted attributes and convergence warning come from it
+        (:meth:`_record_history`)."""
         if self.solver != "em":
             return super()._train(
                 X,
@@ -575,6 +578,17 @@ class LinearAE(BaseAutoEncoder):
                 sample_weight=sample_weight,
                 task=task,
             )
+        converged = self._solve_em(X, module, seeds, epochs, sample_weight, task)
+        self._record_history(
+            len(self.net_.history),
+            converged=converged,
+            unconverged=f"the subspace still moves by more than tol={self.tol} per EM step",
+        )
+
+    def _solve_em(self, X, module, seeds, epochs, sample_weight, task):
+        """EM on X's moments (Roweis 1998; Tipping & Bishop's zero-noise limit), one
+        history entry per step. Returns whether it stopped before ``max_iter`` for a reason
+        (the subspace settled within ``tol``, a callback asked, the user interrupted)."""
         # partial_fit (epochs=1) accumulates the moments; fit and warm_start read X's own
         n, mean, scatter = self._moments(X, epochs is not None, sample_weight)
         if module is not None:
@@ -635,17 +649,7 @@ class LinearAE(BaseAutoEncoder):
             encoder.copy_(basis.T)
             decoder.copy_(basis)
         module.eval()
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = loss_curve(net.history)
-        if self.loss_curve_:
-            self.best_loss_ = min(self.loss_curve_)
-        if self.max_iter and not (self._em_converged or interrupted or stopped):
-            warnings.warn(
-                f"LinearAE: maximum iterations (max_iter={self.max_iter}) reached and the "
-                f"subspace still moves by more than tol={self.tol} per EM step.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        return self._em_converged or interrupted or stopped
 
     def _after_fit(self, X, sample_weight=None):
         """Rewrite the module to the ordered orthonormal basis of the subspace it learned

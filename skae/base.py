@@ -96,6 +96,9 @@ EXTENSION_POINTS = {
     "_torch_dtype": "the float type the module trains in",
 }
 
+# What a fit that ran out of epochs has not done (a solver of its own says its own).
+DEFAULT_UNCONVERGED = "the optimization hasn't converged yet"
+
 # A PCA start is replaced by training only if the held-out rows' mean gain exceeds this many
 # standard errors (a one-sided test at about 2.3%; see NeuralNetMixin._keep_training).
 START_MARGIN = 2.0
@@ -403,7 +406,11 @@ class NeuralNetMixin(CallbackSupportMixin):
         module.train(was_training)
         return np.concatenate(losses)
 
-    def _record_history(self, epochs):
+    def _record_history(self, epochs, *, converged=None, unconverged=None):
+        """The fitted attributes of the history (``n_iter_``, ``loss_curve_``, the best
+        scores), and the ``ConvergenceWarning`` of a fit that ran its ``max_iter`` epochs
+        unconverged: by default, unless early stopping's patience ran out; a solver of its
+        own (LinearAE's EM) says whether it ``converged`` and what ``unconverged`` means."""
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = loss_curve(history)
@@ -412,11 +419,13 @@ class NeuralNetMixin(CallbackSupportMixin):
             self.best_validation_score_ = max(self.validation_scores_)
         elif self.loss_curve_:
             self.best_loss_ = min(self.loss_curve_)
-        stopper = dict(self.net_.callbacks_)["stopper"]
-        if self.max_iter and epochs >= self.max_iter and stopper.misses_ < stopper.patience:
+        if converged is None:
+            stopper = dict(self.net_.callbacks_)["stopper"]
+            converged = epochs < self.max_iter or stopper.misses_ >= stopper.patience
+        if self.max_iter and not converged:
             warnings.warn(
                 f"{type(self).__name__}: maximum iterations (max_iter={self.max_iter}) "
-                "reached and the optimization hasn't converged yet.",
+                f"reached and {unconverged or DEFAULT_UNCONVERGED}.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,15 @@ def test_em_matches_pca_on_mnist_fast(k):
     errors = [((X - m.inverse_transform(m.transform(X))) ** 2).sum(1).mean() for m in (lae, pca)]
     assert errors[0] <= 1.01 * errors[1]
     assert seconds <= 20, seconds
+
+
+@pytest.mark.parametrize("solver", ["em", "adam", "lbfgs"])
+def test_every_solver_records_its_steps_where_every_estimator_does(solver, digits01):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = LinearAE(2, solver=solver, max_iter=4, random_state=0).fit(digits01)
+    assert ae.n_iter_ == len(ae.history_) == len(ae.loss_curve_) <= 4
+    assert ae.loss_curve_ == list(ae.history_[:, "train_loss"])
+    assert ae.best_loss_ == min(ae.loss_curve_)
+    with pytest.warns(ConvergenceWarning, match=r"LinearAE: maximum iterations \(max_iter=1\)"):
+        LinearAE(2, solver=solver, max_iter=1, random_state=0).fit(digits01)
