@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from skorch.callbacks import Callback
 
-from skae import MLP, AutoEncoder, LinearAE
+from skae import MLP, AutoEncoder, LinearAE, VariationalAE
 from skae._nn.likelihoods import LIKELIHOODS
 
 from .conftest import sse
@@ -319,3 +319,14 @@ def test_defaults_stay_within_2_percent_of_pca_on_small_tables(name, Scaler, glo
         ae_error = sse(ae.inverse_transform(ae.transform(X_test)), X_test)
         pca_error = sse(pca.inverse_transform(pca.transform(X_test)), X_test)
         assert ae_error <= 1.02 * pca_error, (seed, ae_error / pca_error)
+
+
+@pytest.mark.parametrize("Estimator", [AutoEncoder, LinearAE, VariationalAE])
+def test_set_output_polars(Estimator, digits01):
+    pl = pytest.importorskip("polars")
+    est = Estimator(n_components=2, max_iter=2, random_state=0).set_output(transform="polars")
+    codes = est.fit(digits01).transform(digits01)
+    assert isinstance(codes, pl.DataFrame)
+    prefix = Estimator.__name__.lower()
+    assert codes.columns == [f"{prefix}0", f"{prefix}1"]
+    assert_allclose(codes.to_numpy(), est.set_output(transform="default").transform(digits01))

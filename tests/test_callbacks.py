@@ -7,14 +7,18 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
+from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback, GradientNormClipping
 
 from skae import (
+    MLP,
     AutoEncoder,
     ContractiveAE,
     DenoisingAE,
@@ -326,3 +330,96 @@ def test_skorch_callbacks_work_beside_scikit_learns(X):
     est.set_callbacks(recorder).fit(X)
     assert list(est.history_[:, "one"]) == [1.0] * 3
     assert len(recorder.epoch_estimators) == 3
+
+
+def test_callbacks_that_listen_per_batch_or_per_gradient_still_run(digits01):
+    counts = {"begin": 0, "end": 0}
+
+    class Counter(Callback):
+        def on_batch_begin(self, net, **kwargs):
+            counts["begin"] += 1
+
+        def on_batch_end(self, net, **kwargs):
+            counts["end"] += 1
+
+    ae = AutoEncoder(2, max_iter=2, batch_size=500, early_stopping=False, random_state=0)
+    ae.fit(digits01)
+    clip = GradientNormClipping(gradient_clip_value=1e-8)
+    ae.net_.callbacks_ += [("counter", Counter()), ("clip", clip)]
+    before = [p.detach().clone() for p in ae.module_.parameters()]
+    ae.set_params(warm_start=True, max_iter=1).fit(digits01)
+    assert counts == {"begin": 4, "end": 4}  # 4 batches of 500 rows
+    # clipped to a norm of 1e-8, Adam's normalised step still moves; the hook ran if the
+    # gradients seen by the optimizer have that norm
+    grads = [p.grad for p in ae.module_.parameters() if p.grad is not None]
+    total = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
+    assert total <= 1.01e-8
+    assert any(not torch.equal(a, p) for a, p in zip(before, ae.module_.parameters(), strict=True))
+
+
+def test_callbacks_run_beside_skaes_own_and_are_copied_per_fit(digits01):
+    from skorch.callbacks import EarlyStopping
+
+    seen = []
+
+    class Recorder(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            seen.append(len(net.history))
+
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)  # stops at once
+    recorder = Recorder()
+    ae = AutoEncoder(
+        2, module=MLP(), max_iter=20, random_state=0, callbacks=[recorder, ("halt", stop)]
+    )
+    ae.fit(digits01)
+    names = [name for name, _ in ae.net_.callbacks_]
+    assert {"stopper", "Recorder", "halt"} <= set(names)
+    assert ae.n_iter_ < 20 and seen == list(range(1, ae.n_iter_ + 1))
+    # the estimator's own objects are never the ones that ran
+    fitted = dict(ae.net_.callbacks_)
+    assert fitted["halt"] is not stop and fitted["halt"].misses_ >= 1 and stop.misses_ == 0
+    clone_ = clone(ae)
+    assert clone_.callbacks[0] is not recorder
+    with pytest.raises(ValueError, match="'stopper' is taken"):
+        AutoEncoder(max_iter=1, callbacks=[("stopper", Recorder())]).fit(digits01)
+    with pytest.raises(TypeError, match="skorch callbacks"):
+        AutoEncoder(max_iter=1, callbacks=[print]).fit(digits01)
+
+
+def test_checkpoint_and_resume_through_skorch(tmp_path, digits01):
+    from skorch.callbacks import Checkpoint
+
+    checkpoint = Checkpoint(monitor=None, dirname=str(tmp_path), f_history=None)
+    kw = {"n_components": 2, "module": MLP(), "random_state": 0}
+    first = AutoEncoder(max_iter=3, callbacks=[checkpoint], **kw).fit(digits01)
+    assert (tmp_path / "params.pt").is_file() and (tmp_path / "optimizer.pt").is_file()
+    # a new estimator started from the saved weights and optimizer state goes on from them
+    resumed = AutoEncoder(max_iter=0, **kw).fit(digits01)
+    resumed.net_.load_params(
+        f_params=str(tmp_path / "params.pt"), f_optimizer=str(tmp_path / "optimizer.pt")
+    )
+    assert_allclose(resumed.transform(digits01), first.transform(digits01), rtol=1e-6)
+
+
+def test_history_flags_best_epochs_for_skorch_checkpoints(tmp_path, digits01):
+    """skorch's ``<prefix>_loss_best`` keys, which ``Checkpoint`` monitors, are recorded, so
+    the documented checkpoint-and-resume recipe works with skorch's defaults."""
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    kw = {"n_components": 2, "random_state": 0}
+    checkpoint = Checkpoint(dirname=str(tmp_path), monitor="train_loss_best")
+    first = AutoEncoder(max_iter=6, callbacks=[checkpoint], **kw).fit(digits01)
+    losses = first.history_[:, "train_loss"]
+    flags = first.history_[:, "train_loss_best"]
+    assert flags == [loss < min(losses[:i], default=np.inf) for i, loss in enumerate(losses)]
+    best_epoch = max(i for i, flag in enumerate(flags) if flag) + 1
+    resumed = AutoEncoder(max_iter=2, callbacks=[checkpoint, LoadInitState(checkpoint)], **kw).fit(
+        digits01
+    )
+    assert resumed.n_iter_ == best_epoch + 2
+    # with early stopping, Checkpoint's default monitor (valid_loss_best) works too
+    stopped = AutoEncoder(
+        max_iter=3, early_stopping=True, callbacks=[Checkpoint(dirname=str(tmp_path / "v"))], **kw
+    ).fit(digits01)
+    assert "valid_loss_best" in stopped.history_[-1]
+    assert (tmp_path / "v" / "params.pt").is_file()

@@ -1,4 +1,5 @@
 import copy
+import pickle
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.utils.estimator_checks import (
 )
 
 from skae import MLP, AutoEncoder, LinearAE
+from skae._nn.modules import dropout_hooks
 from skae.classifier import EncoderClassifier
 from skae.stacked import StackedAE
 
@@ -203,3 +205,16 @@ def test_auto_early_stopping_needs_a_held_out_row_per_class(digits):
     assert not clf.early_stopping_
     clf = EncoderClassifier(early_stopping="auto", **small).fit(X[:400], y[:400])
     assert clf.early_stopping_ and len(clf.validation_scores_) == clf.n_iter_
+
+
+def test_classifier_dropout_is_seeded_and_changes_training(digits01):
+    y = np.arange(len(digits01)) % 10
+    kw = {"max_iter": 5, "random_state": 0}
+    a = EncoderClassifier(dropout=0.5, input_dropout=0.2, **kw).fit(digits01, y)
+    b = EncoderClassifier(dropout=0.5, input_dropout=0.2, **kw).fit(digits01, y)
+    none = EncoderClassifier(**kw).fit(digits01, y)
+    assert_array_equal(a.predict_proba(digits01), b.predict_proba(digits01))
+    assert not np.allclose(a.predict_proba(digits01), none.predict_proba(digits01))
+    assert all(h.generator is None for h in dropout_hooks(a.module_))  # nothing lent is kept
+    restored = pickle.loads(pickle.dumps(a))
+    assert_array_equal(restored.predict_proba(digits01), a.predict_proba(digits01))

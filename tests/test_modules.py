@@ -23,7 +23,14 @@ from skae import (
     StackedAE,
     VariationalAE,
 )
-from skae._nn.modules import AutoEncoderModule, conv_autoencoder, init_weights
+from skae._nn.modules import (
+    AutoEncoderModule,
+    add_dropout,
+    conv_autoencoder,
+    dropout_hooks,
+    init_weights,
+    mlp_autoencoder,
+)
 from skae._nn.objectives import jacobian_sq_norm, jacobian_sq_norm_autograd
 from skae.architectures import UserModule
 
@@ -349,3 +356,20 @@ def test_user_module_adapter_copies_the_instance():
     module = AutoEncoderModule(nn.Linear(3, 2), nn.Linear(2, 3))
     x = torch.rand(4, 3)
     assert torch.equal(module(x), module.decode(module.encode(x)))
+
+
+def test_dropout_acts_in_training_and_not_in_eval():
+    torch.manual_seed(0)
+    module = add_dropout(mlp_autoencoder(20, (16,), 3, "relu"), dropout=0.5, input_dropout=0.2)
+    assert [h.p for h in dropout_hooks(module)] == [0.2, 0.5, 0.5, 0.5]
+    x = torch.randn(64, 20)
+    module.eval()
+    assert torch.equal(module(x), module(x))
+    module.train()
+    first, second = module(x), module(x)
+    assert not torch.equal(first, second)
+    # inverted dropout keeps the mean activation of the input
+    hook = dropout_hooks(module)[0]
+    (dropped,) = hook(module.encoder[0], (torch.ones(20000, 20),))
+    assert abs(float(dropped.mean()) - 1.0) < 0.02
+    assert abs(float((dropped == 0).float().mean()) - 0.2) < 0.01

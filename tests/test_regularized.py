@@ -3,15 +3,16 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skae import AutoEncoder
+from skae import MLP, AutoEncoder
 from skae._nn.likelihoods import LIKELIHOODS
-from skae._nn.modules import AutoEncoderModule, mlp
+from skae._nn.modules import AutoEncoderModule, mlp, mlp_autoencoder
 from skae._nn.objectives import (
     Contractive,
     Reconstruction,
     Sparse,
     jacobian_sq_norm,
     jacobian_sq_norm_autograd,
+    jacobian_sq_norm_projection,
     kl_sparsity,
     l1_sparsity,
 )
@@ -199,3 +200,54 @@ def test_l1_gives_more_zero_codes_than_no_penalty(digits):
 def test_invalid_parameters_are_errors(digits, Estimator, params, match):
     with pytest.raises(ValueError, match=match):
         Estimator(**params).fit(digits[0])
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_projection_estimate_is_unbiased(activation):
+    torch.manual_seed(0)
+    module = mlp_autoencoder(12, (9, 7), 4, activation)
+    x = torch.randn(16, 12)
+    exact = jacobian_sq_norm_autograd(module, x).detach()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        draws = torch.stack([jacobian_sq_norm_projection(module, x, 1, g) for _ in range(4000)])
+    mean, se = draws.mean(0), draws.std(0) / np.sqrt(len(draws))
+    # every sample's estimate within 4 standard errors of the exact value
+    assert torch.all((mean - exact).abs() < 4 * se + 1e-6), (mean, exact, se)
+    assert float(draws.var(0).mean()) > 0  # a real estimate, not the exact value
+
+
+def test_projection_estimate_trains_through_the_penalty():
+    torch.manual_seed(0)
+    module = mlp_autoencoder(12, (9, 7), 4, "tanh")
+    x = torch.randn(16, 12)
+    g = torch.Generator().manual_seed(0)
+    jacobian_sq_norm_projection(module, x, 3, g).mean().backward()
+    grads = [p.grad for p in module.encoder.parameters() if p.ndim > 1]
+    assert all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+    assert any(float(gr.abs().sum()) > 0 for gr in grads)
+
+
+def test_contractive_jacobian_options(digits01):
+    # a random start (the PCA start barely moves in these few steps of warm-up)
+    network = MLP(hidden_layer_sizes=(16, 8))
+    kw = {
+        "n_components": 3,
+        "module": network,
+        "contraction": 1.0,
+        "max_iter": 15,
+        "random_state": 0,
+    }
+    exact = ContractiveAE(jacobian="exact", **kw).fit(digits01)
+    projected = ContractiveAE(jacobian="projection", n_projections=2, **kw).fit(digits01)
+    repeat = ContractiveAE(jacobian="projection", n_projections=2, **kw).fit(digits01)
+    assert_array_equal(projected.transform(digits01), repeat.transform(digits01))
+    plain = AutoEncoder(3, module=network, max_iter=15, random_state=0).fit(digits01)
+
+    def penalty(est):
+        x = torch.as_tensor(digits01, dtype=torch.float32)
+        return float(jacobian_sq_norm_autograd(est.module_, x).detach().mean())
+
+    # both shrink the Jacobian against the unpenalised autoencoder
+    assert penalty(exact) < 0.7 * penalty(plain)
+    assert penalty(projected) < 0.7 * penalty(plain)

@@ -10,6 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import InvalidParameterError
+from skorch.callbacks import Callback
 from torch import nn
 
 from skae._nn.estimates import (
@@ -339,3 +340,35 @@ def test_sample_runs_where_the_model_is_loaded_not_where_it_was_trained(digits01
     )
     vae.device_ = "cuda"  # as after unpickling a GPU-trained model on a CPU-only machine
     assert vae.sample(3, random_state=0).shape == (3, digits01.shape[1])
+
+
+def test_vae_binarize_trains_on_bits_and_repeats(digits01):
+    kw = {"n_components": 4, "loss": "bce", "max_iter": 3, "random_state": 0}
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            if training:
+                seen.append(batch[0].clone())
+
+    a = VariationalAE(binarize=True, **kw).fit(digits01)
+    b = VariationalAE(binarize=True, **kw).fit(digits01)
+    assert_array_equal(a.transform(digits01), b.transform(digits01))
+    a.net_.callbacks_.append(("spy", Spy()))
+    a.set_params(warm_start=True, max_iter=2).fit(digits01)
+    epoch = len(seen) // 2
+    assert set(torch.cat(seen).unique().tolist()) <= {0.0, 1.0}
+    # the same rows (one batch of the sorted data sums) differ between the two epochs
+    sums = [torch.cat(seen[i * epoch : (i + 1) * epoch]).sum(dim=0) for i in range(2)]
+    assert not torch.equal(sums[0], sums[1])
+    with pytest.raises(ValueError, match="loss='bce'"):
+        VariationalAE(binarize=True, loss="mse", max_iter=1).fit(digits01)
+
+
+def test_vae_output_bias_starts_at_the_data_mean(digits01):
+    vae = VariationalAE(4, loss="bce", max_iter=0, random_state=0).fit(digits01)
+    mean = np.clip(digits01.mean(axis=0), 1e-3, 1 - 1e-3)
+    bias = vae.module_.decoder[-2].bias.detach().numpy()
+    assert_allclose(1 / (1 + np.exp(-bias)), mean, rtol=1e-4, atol=1e-6)
+    gaussian = VariationalAE(4, max_iter=0, random_state=0).fit(digits01)
+    assert_allclose(gaussian.module_.decoder[-2].bias.detach().numpy(), digits01.mean(0), 1e-5)
