@@ -57,7 +57,7 @@ from ._engine.training import (
 from ._nn.likelihoods import LIKELIHOODS
 from ._nn.modules import encode
 from ._nn.objectives import Reconstruction
-from ._nn.start import linear_skips
+from ._nn.start import beats_start, linear_skips
 from ._version import __version__
 from .persistence import check_version, portable_net, rebuilt_net
 
@@ -98,10 +98,6 @@ EXTENSION_POINTS = {
 
 # What a fit that ran out of epochs has not done (a solver of its own says its own).
 DEFAULT_UNCONVERGED = "the optimization hasn't converged yet"
-
-# A PCA start is replaced by training only if the held-out rows' mean gain exceeds this many
-# standard errors (a one-sided test at about 2.3%; see NeuralNetMixin._keep_training).
-START_MARGIN = 2.0
 
 
 def output_dtype(X):
@@ -365,10 +361,8 @@ class NeuralNetMixin(CallbackSupportMixin):
 
     def _keep_training(self, start, X, y=None, sample_weight=None):
         """Keep the trained network, or put the PCA start back when on the held-out rows
-        its reconstruction is not better by more than ``START_MARGIN`` standard errors of
-        the per-row gains: on a small table a tenth of the rows is a noisy judge, and a
-        network that beat PCA on ten rows by chance loses to it on the next ones (iris).
-        Returns whether training was kept."""
+        its reconstruction is not better by more than their noise
+        (:func:`~skae._nn.start.beats_start`). Returns whether training was kept."""
         net = self.net_
         if distributed.world()[1] > 1:
             return True  # every rank must decide alike; the ranks' held-out rows are one
@@ -382,12 +376,7 @@ class NeuralNetMixin(CallbackSupportMixin):
         module.load_state_dict(start)
         gains = self._row_losses(module, X, rows) - after
         w = np.ones(len(rows)) if sample_weight is None else np.asarray(sample_weight)[rows]
-        if w.sum() <= 0:
-            return True
-        mean = np.average(gains, weights=w)
-        spread = np.sqrt(np.average((gains - mean) ** 2, weights=w))
-        rows_effective = w.sum() ** 2 / (w**2).sum()
-        if mean > START_MARGIN * spread / np.sqrt(rows_effective):
+        if beats_start(gains, w):
             module.load_state_dict(trained)
             return True
         return False

@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 from skae import MLP, AutoEncoder, LinearAE, VariationalAE
 from skae._nn.modules import mlp_autoencoder
 from skae._nn.objectives import Reconstruction
-from skae._nn.start import WARMUP_STEPS, decayed_parameters, linear_skips
+from skae._nn.start import WARMUP_STEPS, beats_start, decayed_parameters, linear_skips
 
 FAST = {"max_iter": 15, "random_state": 0}
 
@@ -137,3 +137,16 @@ def test_warmup_only_from_a_pca_start(digits01):
     assert AutoEncoder(3, max_iter=0).fit(digits01).net_.warmup_steps == WARMUP_STEPS
     assert AutoEncoder(3, module=MLP(), max_iter=0).fit(digits01).net_.warmup_steps == 0
     assert VariationalAE(3, max_iter=0).fit(digits01).net_.warmup_steps == 0
+
+
+def test_training_beats_its_start_only_by_more_than_the_noise():
+    rng = np.random.RandomState(0)
+    noise = rng.normal(size=400)
+    ones = np.ones(400)
+    assert beats_start(1.0 + noise, ones)  # a gain of 20 standard errors
+    assert not beats_start(0.05 + noise, ones)  # one standard error: noise
+    assert not beats_start(-1.0 + noise, ones)  # worse than the start
+    # weights count: the same gains judged on ten effective rows are noise
+    weights = np.r_[np.ones(10), np.full(390, 1e-9)]
+    assert not beats_start(np.r_[noise[:10] - noise[:10].mean(), 1.0 + noise[10:]], weights)
+    assert beats_start(noise, np.zeros(400))  # nothing to judge by: training is kept
