@@ -24,7 +24,7 @@ from skae._nn.estimates import (
 )
 from skae._nn.likelihoods import LIKELIHOODS
 from skae._nn.modules import LOGVAR_MAX, VAEModule
-from skae._nn.objectives import ELBO
+from skae._nn.objectives import ELBO, IWAE
 from skae.variational import VariationalAE
 
 BERNOULLI = {"n_components": 8, "loss": "bce", "random_state": 0}
@@ -372,3 +372,78 @@ def test_vae_output_bias_starts_at_the_data_mean(digits01):
     assert_allclose(1 / (1 + np.exp(-bias)), mean, rtol=1e-4, atol=1e-6)
     gaussian = VariationalAE(4, max_iter=0, random_state=0).fit(digits01)
     assert_allclose(gaussian.module_.decoder[-2].bias.detach().numpy(), digits01.mean(0), 1e-5)
+
+
+@pytest.fixture(scope="module")
+def fitted_vae(digits01):
+    vae = VariationalAE(8, loss="bce", max_iter=15, random_state=0).fit(digits01)
+    return vae.module_.eval(), torch.as_tensor(digits01, dtype=torch.float32)
+
+
+def _bound(objective, module, x, seed):
+    """The mean bound per row (minus the objective) with draws from ``seed``."""
+    objective.generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return -float(objective(module, x, x))
+
+
+def test_iwae_bound_is_above_the_elbo_and_tightens_with_k(fitted_vae):
+    module, x = fitted_vae
+    bce = LIKELIHOODS["bce"]
+    elbo = np.mean([_bound(ELBO(bce), module, x, seed) for seed in range(5)])
+    iwae = {k: np.mean([_bound(IWAE(bce, k), module, x, s) for s in range(5)]) for k in (1, 5, 50)}
+    # at k=1 the bound is the ELBO (its KL by Monte Carlo: equal in expectation)
+    assert abs(iwae[1] - elbo) < 0.05
+    # above it, and tighter as k grows, by far more than the estimates' noise here
+    assert elbo + 0.2 < iwae[5] < iwae[50] - 0.05
+    # k draws of IWAE are the draws of skae's evaluation, which uses other (keyed) draws:
+    # the same quantity, up to Monte-Carlo noise
+    with torch.no_grad():
+        evaluated = importance_weighted_log_likelihood(module, x, 50, 0, bce).mean()
+    assert abs(float(evaluated) - iwae[50]) < 0.05
+
+
+def test_iwae_at_k_1_takes_the_elbos_draw(fitted_vae):
+    module, x = fitted_vae
+    bce = LIKELIHOODS["bce"]
+    # the same generator gives both the same eps: their difference is the KL's estimate only
+    with torch.no_grad():
+        mu, logvar = module.posterior(x)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(3))
+    z = mu + torch.exp(0.5 * logvar) * eps
+    log_q = -0.5 * (eps.pow(2) + logvar + math.log(2 * math.pi)).sum(-1)
+    log_p = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+    kl = 0.5 * (mu.pow(2) + torch.exp(logvar) - 1 - logvar).sum(-1)
+    gap = float((kl + log_p - log_q).mean())
+    assert_allclose(
+        _bound(IWAE(bce, 1), module, x, 3) - _bound(ELBO(bce), module, x, 3), gap, atol=1e-4
+    )
+
+
+def test_iwae_groups_of_draws_bound_memory_without_changing_loss_or_gradient(fitted_vae):
+    module, x = fitted_vae
+    bce = LIKELIHOODS["bce"]
+    x = x[:64]
+    results = []
+    for max_elements in (2**24, 64 * 128 * 3):  # all 20 draws at once; groups of 3 draws
+        objective = IWAE(bce, 20, max_elements=max_elements)
+        objective.generator = torch.Generator().manual_seed(0)
+        module.zero_grad()
+        loss = objective(module, x, x)
+        loss.backward()
+        results.append((float(loss), [p.grad.clone() for p in module.parameters()]))
+    assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+    module.zero_grad()
+
+
+def test_iwae_training_is_reproducible_and_refuses_a_beta(digits01):
+    kw = {"loss": "bce", "n_importance_samples": 5, "max_iter": 3, "random_state": 0}
+    a, b = VariationalAE(4, **kw).fit(digits01), VariationalAE(4, **kw).fit(digits01)
+    assert_array_equal(a.transform(digits01), b.transform(digits01))
+    elbo = VariationalAE(4, **{**kw, "n_importance_samples": 1}).fit(digits01)
+    assert not np.array_equal(a.transform(digits01), elbo.transform(digits01))
+    assert a.loss_curve_ != elbo.loss_curve_
+    with pytest.raises(ValueError, match="no KL term for beta=2"):
+        VariationalAE(4, beta=2.0, n_importance_samples=5).fit(digits01)

@@ -10,6 +10,7 @@ every architecture: skae's MLP, its convolutional network or a user's module.
 * :class:`Contractive`: plus the squared Frobenius norm of the encoder's Jacobian;
 * :class:`Sparse`: plus a sparsity penalty on the codes;
 * :class:`ELBO`: minus a VAE's evidence lower bound (one reparameterised draw);
+* :class:`IWAE`: minus Burda et al.'s importance-weighted bound (``k`` draws per row);
 * :class:`CrossEntropy`: a classifier's loss.
 
 Every objective takes an optional ``weight``, one per row (``sample_weight``, scaled by the
@@ -21,11 +22,15 @@ Corruption (a denoising autoencoder's noise) is not an objective: it is applied 
 by the engine's batches, so it combines with any of these.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from .estimates import gaussian_kl
+from .estimates import gaussian_kl, gaussian_log_density
+from .likelihoods import LOG_2PI
 from .modules import AutoEncoderModule, LinearSkip, encode
 
 SPARSITIES = ("kl", "l1")
@@ -292,6 +297,70 @@ class ELBO(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * eps
         nll = -self.likelihood.log_prob(module.decode(z), target)
         return weighted_mean(nll + self.beta * gaussian_kl(mu, logvar), weight)
+
+
+class IWAE(nn.Module):
+    """Batch mean of ``-log (1/k) sum_j p(x, z_j) / q(z_j | x)``: minus the
+    importance-weighted bound of Burda et al. (2016), ``k`` reparameterised draws
+    ``z_j = mu + exp(logvar / 2) * eps_j`` per row from the module's ``posterior``.
+
+    The bound is at least the ELBO and tightens as ``k`` grows (in expectation); at
+    ``k=1`` it is the ELBO with its KL estimated from the draw (:class:`ELBO`, which uses
+    the closed form, is then the lower-variance choice). The draws come from the
+    ``generator`` attribute, as :class:`ELBO`'s. Memory is bounded for large ``k``: the
+    draws are decoded in groups of at most ``max_elements`` outputs or hidden units, and
+    beyond one group each group's activations are recomputed in the backward pass
+    (``torch.utils.checkpoint``) instead of kept, so that only the ``k`` log-weights of a
+    row stay in memory.
+    """
+
+    def __init__(self, likelihood, n_samples=5, max_elements=2**24):
+        super().__init__()
+        self.likelihood = likelihood
+        self.n_samples = n_samples
+        self.max_elements = max_elements
+        self.generator = None
+
+    def _log_weights(self, module, mu, logvar, eps, target):
+        """``log p(x, z) - log q(z | x)`` of the draws ``mu + std * eps``, shape (draws, n)."""
+        z = mu + torch.exp(0.5 * logvar) * eps
+        # log q from the standard-normal draw itself, as the estimates compute it
+        log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(dim=-1)
+        eta = module.decode(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)
+        return self.likelihood.log_prob(eta, target) + gaussian_log_density(z) - log_q
+
+    def forward(self, module, x, target, weight=None):
+        if self.generator is None:
+            raise RuntimeError(
+                "IWAE samples z and needs a seeded torch.Generator in its `generator` "
+                "attribute; it never draws from torch's global RNG."
+            )
+        mu, logvar = module.posterior(x)
+        k = self.n_samples
+        eps = torch.randn(
+            (k, *mu.shape), generator=self.generator, device=mu.device, dtype=mu.dtype
+        )
+        widths = [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+        group = max(1, self.max_elements // max(1, len(x) * max([target.shape[-1], *widths])))
+        if group >= k:
+            log_w = self._log_weights(module, mu, logvar, eps, target)
+        else:
+            log_w = torch.cat(
+                [
+                    checkpoint(
+                        self._log_weights,
+                        module,
+                        mu,
+                        logvar,
+                        eps[start : start + group],
+                        target,
+                        use_reentrant=False,
+                    )
+                    for start in range(0, k, group)
+                ]
+            )
+        bound = torch.logsumexp(log_w, dim=0) - math.log(k)
+        return weighted_mean(-bound, weight)
 
 
 class CrossEntropy(nn.Module):
