@@ -261,7 +261,8 @@ class NeuralNetMixin(CallbackSupportMixin):
         return state
 
     def __setstate__(self, state):
-        state = dict(state)
+        # parameters added since: an estimator saved before them had their defaults
+        state = {"precision": "32-true", **state}
         check_version(state.pop("_skae_version", None), type(self).__name__)
         net = state.pop("_skae_net", None)
         super().__setstate__(state)

@@ -103,6 +103,15 @@ class DenoisingAE(AutoEncoder):
         RAM on the CPU). Both paths train on the same batches in the same order, with the
         same noise: on the CPU the same fit, bit for bit. ``data_path_`` records the path
         taken.
+    precision : {"32-true", "bf16-mixed", "16-mixed"}, default="32-true"
+        The arithmetic of training, by Lightning's and accelerate's names. "32-true" is
+        float32 throughout. "bf16-mixed" runs the forward pass and the loss under
+        ``torch.autocast`` in bfloat16 (the weights, their gradients and Adam's state stay
+        float32), on a CPU with bfloat16 instructions (AVX-512 BF16 or AMX) or a CUDA device
+        that has them; "16-mixed" runs it in float16 with a gradient scaler, on CUDA only.
+        Either needs ``solver="adam"``; a device without the arithmetic is refused with an
+        error that says so. ``transform`` and the other outputs are computed in float32 (or
+        float64 for float64 input) whatever the training precision.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the shuffling (and any noise) through local torch generators;
         the global seeds are never touched. An int gives bit-identical results on the CPU.
@@ -174,6 +183,7 @@ class DenoisingAE(AutoEncoder):
         tol=1e-4,
         device="auto",
         data_path="auto",
+        precision="32-true",
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -197,6 +207,7 @@ class DenoisingAE(AutoEncoder):
             tol=tol,
             device=device,
             data_path=data_path,
+            precision=precision,
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,

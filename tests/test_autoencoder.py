@@ -16,7 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from skorch.callbacks import Callback
 
-from skae import MLP, AutoEncoder, LinearAE, VariationalAE
+from skae import MLP, AutoEncoder, LinearAE, StackedAE, VariationalAE
+from skae._engine.net import _cpu_has_bf16
 from skae._nn.likelihoods import LIKELIHOODS
 
 from .conftest import sse
@@ -330,3 +331,38 @@ def test_set_output_polars(Estimator, digits01):
     prefix = Estimator.__name__.lower()
     assert codes.columns == [f"{prefix}0", f"{prefix}1"]
     assert_allclose(codes.to_numpy(), est.set_output(transform="default").transform(digits01))
+
+
+bf16 = pytest.mark.skipif(not _cpu_has_bf16(), reason="this CPU lacks bfloat16 instructions")
+
+
+@bf16
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: AutoEncoder(4, max_iter=10, **kw),
+        lambda **kw: VariationalAE(4, loss="bce", max_iter=10, **kw),
+        lambda **kw: StackedAE(4, max_iter=5, pretrain_iter=2, **kw),
+        lambda **kw: LinearAE(4, solver="adam", max_iter=10, **kw),
+    ],
+    ids=["AutoEncoder", "VariationalAE", "StackedAE", "LinearAE-adam"],
+)
+def test_bf16_mixed_precision_trains_on_the_cpu_as_float32_does(make, digits01):
+    full = make(random_state=0).fit(digits01)
+    mixed = make(random_state=0, precision="bf16-mixed").fit(digits01)
+    assert mixed.net_.precision == "bf16-mixed"
+    # LinearAE trains in float64, which autocast leaves alone
+    if mixed._torch_dtype == torch.float32:
+        assert mixed.loss_curve_ != full.loss_curve_
+    np.testing.assert_allclose(mixed.loss_curve_, full.loss_curve_, rtol=0.05)
+    for X in (digits01, digits01.astype(np.float32)):
+        assert mixed.transform(X).dtype == X.dtype  # outputs in the input's precision
+
+
+def test_a_precision_the_solver_cannot_train_in_is_refused_before_training(digits01):
+    with pytest.raises(ValueError, match="precision='bf16-mixed' is for Adam's mini-batch"):
+        LinearAE(2, precision="bf16-mixed").fit(digits01)  # EM
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        AutoEncoder(2, precision="16-mixed", device="cpu").fit(digits01)
+    with pytest.raises(ValueError, match="precision"):
+        AutoEncoder(2, precision="fp8").fit(digits01)

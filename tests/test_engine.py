@@ -155,3 +155,67 @@ def test_a_resumed_net_goes_on_as_an_uninterrupted_one(X):
 def test_map_batches_runs_a_function_over_chunks(X):
     out = map_batches(lambda x: x * 2, X, "cpu", batch_size=7)
     np.testing.assert_array_equal(out, X * 2)
+
+
+def _losses_in(precision, X, **kwargs):
+    trained = net(precision=precision, max_epochs=4, **kwargs).fit(X, None)
+    return trained, np.asarray(trained.history[:, "train_loss"])
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_mixed_precision_computes_the_loss_in_half_and_keeps_float32_weights(precision, X):
+    """Autocast on the CPU (the estimators refuse float16 there, for speed; the engine's
+    logic is the same on CUDA): the loss is float32's to half precision's accuracy, training
+    follows float32's (float16's first steps overflow at the scaler's first scale, 2**16,
+    and are skipped while it backs off), the weights stay float32."""
+    _, exact = _losses_in("32-true", X, lr=0.0)
+    _, rounded = _losses_in(precision, X, lr=0.0)
+    np.testing.assert_allclose(rounded, exact, rtol=1e-2)
+    assert rounded[0] != exact[0]  # half precision did compute the loss
+    _, expected = _losses_in("32-true", X)
+    mixed, losses = _losses_in(precision, X)
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.75 * losses[0]
+    np.testing.assert_allclose(losses, expected, rtol=0.05)
+    assert all(p.dtype == torch.float32 for p in mixed.module_.parameters())
+    if precision == "16-mixed":
+        assert mixed.scaler_ is not None and mixed.scaler_.get_scale() < 2.0**16
+    else:
+        assert mixed.scaler_ is None
+
+
+def test_float16s_scaler_unscales_before_listeners_and_skips_overflowing_steps(X):
+    seen = []
+
+    class Norms(Callback):
+        def on_grad_computed(self, net, named_parameters, **kwargs):
+            seen.append(max(float(p.grad.abs().max()) for _, p in named_parameters))
+
+    trained = net(precision="16-mixed", max_epochs=1, callbacks=[("norms", Norms())]).fit(X, None)
+    # listeners see the true gradients, not ones scaled by 2**16 (the first steps'
+    # overflow at that scale, and are skipped)
+    finite = [v for v in seen if np.isfinite(v)]
+    assert len(finite) > len(seen) / 2 and 0 < max(finite) < 100
+    before = weights(trained)
+    trained.scaler_.update(2.0**40)  # a scale that overflows every gradient in float16
+    batch = (torch.as_tensor(X[:16]), torch.as_tensor(X[:16]))
+    trained.train_step(batch)
+    for a, b in zip(before, weights(trained), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the step was skipped
+    assert trained.scaler_.get_scale() == 2.0**39  # and the scale backed off
+
+
+def test_a_precision_the_device_or_solver_cannot_train_in_is_refused(monkeypatch):
+    from skae._engine import net as engine
+
+    assert engine.check_precision("32-true", "lbfgs", "cpu") == "32-true"
+    with pytest.raises(
+        ValueError, match="needs a CUDA device; on the CPU use precision='bf16-mixed'"
+    ):
+        engine.check_precision("16-mixed", "adam", "cpu")
+    with pytest.raises(ValueError, match="is for Adam's mini-batch steps; solver='lbfgs'"):
+        engine.check_precision("bf16-mixed", "lbfgs", "cpu")
+    with pytest.raises(ValueError, match="not on 'meta'"):
+        engine.check_precision("bf16-mixed", "adam", "meta")
+    monkeypatch.setattr(engine, "_cpu_has_bf16", lambda: False)
+    with pytest.raises(ValueError, match="needs a CPU with bfloat16 instructions"):
+        engine.check_precision("bf16-mixed", "adam", "cpu")

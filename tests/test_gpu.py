@@ -86,6 +86,24 @@ def test_a_gpu_fit_is_as_good_as_the_cpu_fit(name, data_path, digits):
         assert gpu_error < pca_error
 
 
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("name", ["AutoEncoder", "DenoisingAE", "ConvNet"])
+def test_mixed_precision_on_the_gpu_is_as_good_as_float32(name, precision, digits):
+    """Autocast with bfloat16, and float16 with its gradient scaler: the held-out error
+    within the tolerance of the float32 fit's, outputs in the input's dtype."""
+    if precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU lacks bfloat16")
+    X, X_test, *_ = digits
+    make = MODELS[name]
+    full = make(device="cuda", random_state=0).fit(X)
+    mixed = make(device="cuda", precision=precision, random_state=0).fit(X)
+    on_the_gpu(mixed)
+    assert mixed.transform(X_test).dtype == X_test.dtype
+    assert held_out(mixed, X_test) <= (1 + TOLERANCE) * held_out(full, X_test)
+    if precision == "16-mixed":
+        assert mixed.net_.scaler_ is not None
+
+
 def test_sample_weights_reach_the_gpu(digits):
     """Rows of weight 0 are ignored on the GPU as on the CPU: a fit weighted to digits 0-4
     reconstructs them within the tolerance of the CPU's weighted fit, and the digits it

@@ -25,6 +25,7 @@ and ``validation_step`` are overridden to make that one call.
 Tensors in, fitted module and history out; nothing here knows about scikit-learn estimators.
 """
 
+import contextlib
 import math
 import mmap
 import os
@@ -270,12 +271,70 @@ class TensorBatches:
             yield (X, target) if weight is None else (X, target, weight)
 
 
+# Training arithmetic by Lightning's names: the autocast dtype of each mixed precision.
+PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def _cpu_has_bf16():
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX): without them
+    autocast emulates bfloat16, slower than float32. True where torch cannot tell."""
+    probes = [
+        getattr(torch.cpu, name, None)
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    ]
+    probes = [probe for probe in probes if probe is not None]
+    return not probes or any(probe() for probe in probes)
+
+
+def check_precision(precision, solver, device):
+    """``precision`` if the solver and the device can train in it, else a ValueError that
+    says what is missing."""
+    if precision == "32-true":
+        return precision
+    if solver != "adam":
+        raise ValueError(
+            f"precision={precision!r} is for Adam's mini-batch steps; solver={solver!r} "
+            "trains in full precision. Use solver='adam', or precision='32-true'."
+        )
+    kind = torch.device(device).type
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(
+            f"precision={precision!r} is supported on the CPU and on CUDA devices, not on "
+            f"{kind!r}; use precision='32-true'."
+        )
+    if precision == "16-mixed" and kind != "cuda":
+        raise ValueError(
+            "precision='16-mixed' (float16 with a gradient scaler) needs a CUDA device; "
+            "on the CPU use precision='bf16-mixed'."
+        )
+    if precision == "bf16-mixed":
+        if kind == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(
+                f"precision='bf16-mixed' needs bfloat16 arithmetic, which the CUDA device "
+                f"{torch.cuda.get_device_name(torch.device(device))!r} lacks; use "
+                "precision='16-mixed'."
+            )
+        if kind == "cpu" and not _cpu_has_bf16():
+            raise ValueError(
+                "precision='bf16-mixed' needs a CPU with bfloat16 instructions (AVX-512 BF16 "
+                "or AMX), which this one lacks: torch would emulate them, slower than "
+                "float32. Use precision='32-true'."
+            )
+    return precision
+
+
 class AutoEncoderNet(NeuralNet):
     """skorch's ``NeuralNet`` with the device-resident data path, one sync per epoch, and an
     objective as criterion (``criterion(module, x, target) -> loss``).
 
     ``warmup_steps``: Adam's step size rises linearly over a fit's first steps (a start
     at a good solution, PCA's, is not thrown away by Adam's first sign-like steps).
+
+    ``precision`` (one of :data:`PRECISIONS`): "bf16-mixed" and "16-mixed" compute the
+    training and validation losses under ``torch.autocast`` (parameters, gradients and the
+    optimizer's state stay in the module's dtype); "16-mixed" scales the loss with a
+    ``torch.amp.GradScaler`` (``scaler_``), which unscales the gradients before the
+    callbacks that listen to them (clipping) and skips a step whose gradients overflowed.
 
     The epoch's mean loss is recorded as ``train_loss`` / ``valid_loss`` in ``history``; a
     non-finite epoch loss stops training with a ``FloatingPointError`` instead of leaving a
@@ -286,6 +345,7 @@ class AutoEncoderNet(NeuralNet):
         self,
         *args,
         warmup_steps=0,
+        precision="32-true",
         dataset=DeviceTensors,
         iterator_train=TensorBatches,
         iterator_valid=TensorBatches,
@@ -299,6 +359,23 @@ class AutoEncoderNet(NeuralNet):
             **kwargs,
         )
         self.warmup_steps = warmup_steps
+        self.precision = precision
+
+    scaler_ = None  # float16's gradient scaler, made at the first step (see precision)
+
+    def _autocast(self):
+        """The context the losses are computed in: autocast for a mixed precision."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=dtype)
+
+    def _scaler(self):
+        if self.precision != "16-mixed":
+            return None
+        if self.scaler_ is None:
+            self.scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
+        return self.scaler_
 
     def get_default_callbacks(self):
         # skorch's PassthroughScoring averages per-batch losses read with ``.item()``; the
@@ -353,11 +430,14 @@ class AutoEncoderNet(NeuralNet):
         return self.criterion_(self.module_, x, target)
 
     def train_step_single(self, batch, **fit_params):
-        loss = self.criterion_on(batch)
+        with self._autocast():
+            loss = self.criterion_on(batch)
+        loss = loss.float() if loss.dtype in (torch.bfloat16, torch.float16) else loss
         if self.penalty_:
             weights = decayed_parameters(self.module_)  # the rule of Adam's groups too
             loss = loss + 0.5 * self.penalty_ * sum(w.pow(2).sum() for w in weights)
-        loss.backward()
+        scaler = self._scaler()
+        (loss if scaler is None else scaler.scale(loss)).backward()
         return {"loss": loss, "y_pred": None}
 
     def train_step(self, batch, **fit_params):
@@ -386,6 +466,9 @@ class AutoEncoderNet(NeuralNet):
             step = self.train_step_single(batch, **fit_params)
         taken = self.steps_taken_
         self.steps_taken_ = taken + 1
+        scaler = self._scaler()
+        if scaler is not None:
+            scaler.unscale_(self.optimizer_)  # the true gradients, for listeners and the step
         listeners = self.grad_listeners_
         if listeners is None:  # a step outside run_single_epoch
             listeners = self._listeners("on_grad_computed")
@@ -399,12 +482,19 @@ class AutoEncoderNet(NeuralNet):
             rates = [group["lr"] for group in self.optimizer_.param_groups]
             for group in self.optimizer_.param_groups:
                 group["lr"] = group["lr"] * (taken + 1) / self.warmup_steps
-            self.optimizer_.step()
+            self._optimizer_step(scaler)
             for group, rate in zip(self.optimizer_.param_groups, rates, strict=True):
                 group["lr"] = rate
         else:
-            self.optimizer_.step()
+            self._optimizer_step(scaler)
         return step
+
+    def _optimizer_step(self, scaler):
+        if scaler is None:
+            self.optimizer_.step()
+        else:  # skips the step if the gradients overflowed, and adapts the scale
+            scaler.step(self.optimizer_)
+            scaler.update()
 
     def _listeners(self, event):
         """The callbacks that define ``event`` (skorch's base ``Callback`` does nothing)."""
@@ -442,8 +532,9 @@ class AutoEncoderNet(NeuralNet):
         return (groups,), kwargs
 
     def validation_step(self, batch, **fit_params):
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             loss = self.criterion_on(batch)
+        loss = loss.float() if loss.dtype in (torch.bfloat16, torch.float16) else loss
         return {"loss": loss, "y_pred": None}
 
     sampling_ = None  # (generator, seed) lent by training to what samples (VAE, dropout)

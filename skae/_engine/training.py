@@ -24,7 +24,7 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from .._nn.modules import dropout_hooks
 from ..distributed import world
-from .net import DATA_PATHS, AutoEncoderNet
+from .net import DATA_PATHS, PRECISIONS, AutoEncoderNet, check_precision
 from .tasks import EpochTasks, epoch_tasks
 
 # Constraints of the training parameters every skae estimator has.
@@ -41,6 +41,7 @@ TRAINING_CONSTRAINTS = {
     "tol": [Interval(Real, 0, None, closed="left")],
     "device": [str, torch.device],
     "data_path": [StrOptions(set(DATA_PATHS))],
+    "precision": [StrOptions(set(PRECISIONS))],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
@@ -69,6 +70,7 @@ class TrainingSettings:
     tol: float
     device: object  # a str or a torch.device
     data_path: str
+    precision: str
     random_state: object
     verbose: int
     warm_start: bool
@@ -276,6 +278,7 @@ def make_net(
 ):
     """An uninitialised :class:`~skae._engine.net.AutoEncoderNet` for ``module`` and
     ``objective``."""
+    device = resolve_device(settings.device)
     monitor = "valid_loss" if settings.early_stopping else "train_loss"
     callbacks = [
         (
@@ -317,11 +320,12 @@ def make_net(
         iterator_valid__seed=seeds["order"],
         dataset=DATA_PATHS[settings.data_path],
         warmup_steps=settings.warmup_steps,
+        precision=check_precision(settings.precision, settings.solver, device),
         dataset__dtype=dtype,
         train_split=train_split,
         callbacks=callbacks,
         verbose=settings.verbose,
-        device=resolve_device(settings.device),
+        device=device,
     )
 
 
