@@ -15,6 +15,13 @@ Each method runs ``1 + --epochs`` epochs; the first is dropped as warm-up and th
 the rest is reported. Transform throughput (rows/s) of the fitted AutoEncoder is compared
 with scikit-learn's PCA. Timings are only comparable as ratios taken in one run.
 
+Three more tables: the mixed precisions the device has (``precision="bf16-mixed"`` on a CPU
+with bfloat16 instructions; bf16 and ``"16-mixed"`` on CUDA), skae's and the hand loop's
+under the same autocast; ``AutoEncoder()``'s defaults (PCA start, ``alpha``, early
+stopping) on the tiny net, per step against the hand loop; and how an epoch's cost grows
+with the rows (``--growth-rows``, MNIST rows drawn with replacement, both data paths) and
+with the width of the hidden layer (``--growth-widths``).
+
 Run from the repository root::
 
     python -m benchmarks.speed                      # CPU or CUDA, whichever "auto" finds
@@ -27,6 +34,7 @@ The tables, the device and the library versions are printed and written to ``--o
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -42,6 +50,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
+from skae._engine.net import PRECISIONS, check_precision
 from skae._engine.training import resolve_device
 from skae._nn.likelihoods import Gaussian
 from skae._nn.modules import init_weights, mlp_autoencoder
@@ -75,13 +84,23 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def hand_loop(X_np, hidden, k, batch_size, n_epochs, device):
-    """Epoch durations and the last epoch's mean loss of a plain PyTorch loop."""
+def autocast(device, precision):
+    """The hand loop's context for skae's ``precision`` (autocast, as skae's)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def hand_loop(X_np, hidden, k, batch_size, n_epochs, device, precision="32-true"):
+    """Epoch durations and the last epoch's mean loss of a plain PyTorch loop (under
+    autocast for a mixed ``precision``, with a gradient scaler for float16)."""
     module = build_module(hidden, k, device, X_np.shape[1])
     optimizer = torch.optim.Adam(module.parameters(), lr=LR)
     X = torch.as_tensor(X_np, dtype=torch.float32, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     squared_error = Gaussian().loss
+    scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "16-mixed" else None
     durations, loss = [], float("nan")
     for _ in range(n_epochs):
         sync(device)
@@ -91,10 +110,16 @@ def hand_loop(X_np, hidden, k, batch_size, n_epochs, device):
         total = torch.zeros((), dtype=torch.float64, device=device)
         for i in range(0, len(X), batch_size):
             xb = X[order[i : i + batch_size]]
-            batch_loss = squared_error(module(xb), xb).mean()
+            with autocast(device, precision):
+                batch_loss = squared_error(module(xb), xb).mean().float()
             optimizer.zero_grad()
-            batch_loss.backward()
-            optimizer.step()
+            if scaler is None:
+                batch_loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(batch_loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             total += batch_loss.detach() * len(xb)
         sync(device)
         loss = total.item() / len(X)
@@ -102,7 +127,7 @@ def hand_loop(X_np, hidden, k, batch_size, n_epochs, device):
     return durations, loss
 
 
-def skae_fit(X, hidden, k, batch_size, n_epochs, device):
+def skae_fit(X, hidden, k, batch_size, n_epochs, device, **params):
     ae = skae.AutoEncoder(
         n_components=k,
         module=skae.MLP(hidden_layer_sizes=hidden, activation="relu"),  # the hand loop's
@@ -115,12 +140,49 @@ def skae_fit(X, hidden, k, batch_size, n_epochs, device):
         early_stopping=False,  # every row trains, as in the hand loop
         device=device,
         random_state=0,
-    )
+    ).set_params(**params)
     with warnings.catch_warnings():
         # max_iter is reached on purpose.
         warnings.simplefilter("ignore", ConvergenceWarning)
         ae.fit(X)
     return list(ae.history_[:, "dur"]), ae.history_[-1, "train_loss"], ae
+
+
+def defaults_fit(X, hidden, k, batch_size, n_epochs, device):
+    """``AutoEncoder()`` at its defaults on the same network (a PCA start, its warm-up,
+    ``alpha``, early stopping's held-out rows): seconds per training step, median epoch."""
+    ae = skae.AutoEncoder(
+        n_components=k,
+        hidden_layer_sizes=hidden,
+        batch_size=batch_size,
+        max_iter=n_epochs,
+        tol=0.0,
+        n_iter_no_change=10**6,
+        device=device,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(X)
+    steps = ae.history_[-1, "train_batch_count"]
+    return statistics.median(list(ae.history_[1:, "dur"])) / steps, ae
+
+
+def precisions(device):
+    """The mixed precisions skae can train in on ``device``."""
+    available = []
+    for precision in ("bf16-mixed", "16-mixed"):
+        try:
+            available.append(check_precision(precision, "adam", device))
+        except ValueError:
+            pass
+    return available
+
+
+def growth_epochs(X, hidden, k, batch_size, device, data_path, n_epochs=3):
+    """Median epoch time of skae's AutoEncoder (the speed table's settings) on X."""
+    durations, _, _ = skae_fit(X, hidden, k, batch_size, n_epochs, device, data_path=data_path)
+    return statistics.median(durations[1:])
 
 
 def skorch_default(X, hidden, k, batch_size, n_epochs, device):
@@ -225,6 +287,20 @@ def parse_args(argv):
     )
     parser.add_argument("--batch-size", type=int, nargs="+", default=[256])
     parser.add_argument(
+        "--growth-rows",
+        type=int,
+        nargs="*",
+        default=[10_000, 100_000, 1_000_000],
+        help="rows of the cost-growth table (MNIST rows drawn with replacement); none: no table",
+    )
+    parser.add_argument(
+        "--growth-widths",
+        type=int,
+        nargs="*",
+        default=[64, 256, 1024, 4096],
+        help="hidden widths of the cost-growth table (784-width-32); none: no table",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -267,6 +343,8 @@ def main(argv=None):
         return statistics.median(durations[1:])  # the first epoch is warm-up
 
     rows, loss_rows, transform_rows, loss_gaps = [], [], [], []
+    precision_rows, defaults_rows = [], []
+    mixed = precisions(device)
     digits = (load_digits().data / 16.0).astype(np.float32)
     cases = [
         (hidden, k, X, batch_size, n_epochs, args.threads)
@@ -298,7 +376,29 @@ def main(argv=None):
         )
         losses = (hand_loss, ours_loss, default_loss)
         loss_gaps.append((max(losses) - min(losses)) / max(abs(v) for v in losses))
+        if data is not X:  # the tiny net: AutoEncoder()'s defaults on the same network
+            per_step, _ = defaults_fit(data, hidden, k, batch_size, epochs, device)
+            hand_step = t_hand / steps
+            defaults_rows.append(
+                f"| {name} | {batch_size} | {1e6 * hand_step:,.0f} | {1e6 * t_ours / steps:,.0f} "
+                f"| {1e6 * per_step:,.0f} | {per_step / hand_step:.2f} |"
+            )
         if data is X and batch_size == args.batch_size[0]:
+            for precision in mixed:
+                print(f"{name}, {precision}: ", end="", file=sys.stderr, flush=True)
+                hand_p, hand_p_loss = hand_loop(
+                    data, hidden, k, batch_size, epochs, device, precision
+                )
+                ours_p, ours_p_loss, _ = skae_fit(
+                    data, hidden, k, batch_size, epochs, device, precision=precision
+                )
+                print("done", file=sys.stderr, flush=True)
+                t_hand_p, t_ours_p = median(hand_p), median(ours_p)
+                precision_rows.append(
+                    f"| {name} | {precision} | {t_hand:.3f} | {t_hand_p:.3f} | {t_ours:.3f} "
+                    f"| {t_ours_p:.3f} | {t_ours / t_ours_p:.2f} | {t_ours_p / t_hand_p:.2f} "
+                    f"| {ours_loss:.3f} / {ours_p_loss:.3f} |"
+                )
             pca = PCA(n_components=k, random_state=0).fit(X)
             ae_rate, pca_rate = best_rate(ae.transform, X), best_rate(pca.transform, X)
             transform_rows.append(
@@ -312,6 +412,26 @@ def main(argv=None):
         f"| {name} | {seconds:.3f} | {seconds / base:.2f} |"
         for name, seconds in contractive.items()
     ]
+    (hidden, k), batch = ARCHITECTURES[0], args.batch_size[0]
+    rng = np.random.RandomState(0)
+    rows_rows, width_rows = [], []
+    for n_rows in args.growth_rows:
+        print(f"growth: {n_rows} rows", file=sys.stderr, flush=True)
+        data = X[rng.randint(len(X), size=n_rows)]
+        resident = growth_epochs(data, hidden, k, batch, device, "resident")
+        streamed = growth_epochs(data, hidden, k, batch, device, "streamed")
+        rows_rows.append(
+            f"| {n_rows:,} | {resident:.3f} | {streamed:.3f} "
+            f"| {1e4 * resident / n_rows:.4f} | {1e4 * streamed / n_rows:.4f} |"
+        )
+        del data
+    for width in args.growth_widths:
+        print(f"growth: width {width}", file=sys.stderr, flush=True)
+        seconds = growth_epochs(X, (width,), k, batch, device, "resident")
+        n_params = 2 * (784 * width + width * k) + 2 * width + k + 784
+        width_rows.append(
+            f"| 784-{width}-{k} | {n_params:,} | {seconds:.3f} | {1e6 * seconds / n_params:.3f} |"
+        )
 
     lines = [
         f"# Training speed: skae vs a hand-written loop vs skorch defaults ({device})",
@@ -363,6 +483,60 @@ def main(argv=None):
         "|---|---|---|",
         *contractive_rows,
         "",
+        (
+            "Mixed precision (the precisions this device has; skae's `precision`, the hand "
+            "loop under the same `torch.autocast`), median epoch (s), and skae's last "
+            "training loss in float32 / in the mixed precision:"
+        ),
+        "",
+        (
+            "| model | precision | hand, float32 | hand, mixed | skae, float32 | skae, mixed "
+            "| skae float32 / mixed | skae / hand, mixed | skae's loss, float32 / mixed |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+        *(precision_rows or ["| (none: this device has no mixed precision skae trains in) |"]),
+        "",
+        (
+            "`AutoEncoder()`'s defaults on the tiny net (PCA start with its 200-step warm-up, "
+            "`alpha=0.01`, early stopping's held-out tenth), per training step (us, the median "
+            "epoch over its steps), against the hand loop and skae with the hand loop's "
+            "settings:"
+        ),
+        "",
+        "| model | batch | hand loop | skae, hand's settings | skae, defaults | defaults / hand |",
+        "|---|---|---|---|---|---|",
+        *defaults_rows,
+        "",
+    ]
+    if rows_rows:
+        lines += [
+            (
+                f"How an epoch's cost grows with the rows: skae's 784-{hidden[0]}-{k} at batch "
+                f"{batch}, MNIST rows drawn with replacement, median of 2 timed epochs, both "
+                "data paths (per 10,000 rows: flat where the cost is linear):"
+            ),
+            "",
+            (
+                "| rows | resident (s) | streamed (s) | resident per 10,000 rows "
+                "| streamed per 10,000 rows |"
+            ),
+            "|---|---|---|---|---|",
+            *rows_rows,
+            "",
+        ]
+    if width_rows:
+        lines += [
+            (
+                f"And with the width: 784-width-{k} on the {len(X)} rows, batch {batch}, "
+                "resident (per million parameters: flat where the cost is linear in them):"
+            ),
+            "",
+            "| model | parameters | epoch (s) | per million parameters (s) |",
+            "|---|---|---|---|",
+            *width_rows,
+            "",
+        ]
+    lines += [
         (
             "Sanity check, mean training loss of the last epoch (SSE per image; the three "
             "train the same model on the same data, and the largest relative gap between "

@@ -6,6 +6,7 @@ import pytest
 
 import benchmarks.__main__ as bench
 from benchmarks import common
+from skae._engine.net import _cpu_has_bf16
 
 # the tiny file has fewer rows than the benchmark's batch size; the clipping warning is expected
 pytestmark = pytest.mark.filterwarnings("ignore:batch_size=.* is larger:UserWarning")
@@ -113,6 +114,11 @@ def test_speed_benchmark_times_the_three_loops(scratch, small_mnist):
             "1",
             "--batch-size",
             "32",
+            "--growth-rows",
+            "100",
+            "300",
+            "--growth-widths",
+            "16",
             "--out",
             str(out),
         ]
@@ -128,6 +134,20 @@ def test_speed_benchmark_times_the_three_loops(scratch, small_mnist):
     assert len(contractive) == 2 and all(float(c.split("|")[2]) > 0 for c in contractive)
     assert "largest relative gap between them, over the rows, is" in table
     assert "should be close" not in table
+    # AutoEncoder()'s defaults on the tiny net, per step against the hand loop
+    defaults = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| 64-32-2 | 64 |") and line.count("|") == 7
+    ]
+    assert len(defaults) == 1 and float(defaults[0].split("|")[-2]) > 0
+    # the mixed precisions this machine has (bf16 on a CPU with its instructions)
+    mixed = [line for line in table.splitlines() if "| bf16-mixed |" in line]
+    assert len(mixed) == (2 if _cpu_has_bf16() else 0)
+    # cost against rows (both data paths) and against width
+    growth = [line for line in table.splitlines() if line.startswith(("| 100 |", "| 300 |"))]
+    assert len(growth) == 2 and all(float(line.split("|")[3]) > 0 for line in growth)
+    assert len([line for line in table.splitlines() if line.startswith("| 784-16-32 |")]) == 1
 
 
 def test_anomaly_mode_ranks_every_detector(scratch):
