@@ -631,7 +631,7 @@ class LinearAE(BaseAutoEncoder):
         encoder, decoder = module.encoder[1].weight, module.decoder[0].weight
         basis = torch.linalg.qr(decoder.detach().to(dtype))[0]  # the decoder's subspace
         trace = torch.trace(cov)
-        self._em_converged = interrupted = stopped = False
+        settled = interrupted = stopped = False
         # each EM step a subtask of the fit for scikit-learn's callbacks
         steps = task if task is not None and task.listening else None
         with torch.no_grad():
@@ -657,7 +657,7 @@ class LinearAE(BaseAutoEncoder):
                         stopped = True  # a callback asked to stop: the subspace reached is kept
                         break
                     if float(moved) <= self.tol:
-                        self._em_converged = True
+                        settled = True
                         break
             except KeyboardInterrupt:
                 # every step leaves an orthonormal basis of a better subspace: keep it
@@ -671,7 +671,7 @@ class LinearAE(BaseAutoEncoder):
             encoder.copy_(basis.T)
             decoder.copy_(basis)
         module.eval()
-        return self._em_converged or interrupted or stopped
+        return settled or interrupted or stopped
 
     def _after_fit(self, X, sample_weight=None):
         """Rewrite the module to the ordered orthonormal basis of the subspace it learned

@@ -410,8 +410,10 @@ class NeuralNetMixin(CallbackSupportMixin):
         elif self.loss_curve_:
             self.best_loss_ = min(self.loss_curve_)
         if converged is None:
-            stopper = dict(self.net_.callbacks_)["stopper"]
-            converged = epochs < self.max_iter or stopper.misses_ >= stopper.patience
+            # whether the stopper's patience ran out, kept in the history by the stopper
+            # (a net saved before it recorded that has no entry: not stopped)
+            stopped = len(history) and history[-1].get("stopped_early", False)
+            converged = epochs < self.max_iter or bool(stopped)
         if self.max_iter and not converged:
             warnings.warn(
                 f"{type(self).__name__}: maximum iterations (max_iter={self.max_iter}) "

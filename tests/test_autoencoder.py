@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import datasets
 from sklearn.base import clone
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -366,3 +368,18 @@ def test_a_precision_the_solver_cannot_train_in_is_refused_before_training(digit
         AutoEncoder(2, precision="16-mixed", device="cpu").fit(digits01)
     with pytest.raises(ValueError, match="precision"):
         AutoEncoder(2, precision="fp8").fit(digits01)
+
+
+def test_the_run_outcome_is_read_from_the_history(digits01):
+    """Early stopping's patience running out is recorded in the history
+    (``stopped_early``), which decides the ConvergenceWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        stopped = AutoEncoder(2, module=MLP(), tol=10.0, n_iter_no_change=2, max_iter=50).fit(
+            digits01
+        )
+    assert stopped.n_iter_ < 50 and stopped.history_[-1, "stopped_early"]
+    assert not any(stopped.history_[:-1, "stopped_early"])
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        ran_out = AutoEncoder(2, module=MLP(), tol=0.0, max_iter=3).fit(digits01)
+    assert not any(ran_out.history_[:, "stopped_early"])

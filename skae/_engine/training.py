@@ -264,6 +264,18 @@ def user_callbacks(callbacks, taken):
     return named
 
 
+class Stopper(EarlyStopping):
+    """skorch's ``EarlyStopping``, which also records in each epoch's history whether its
+    patience ran out (``stopped_early``): the estimator reads the run's outcome from the
+    history, not from the callback's attributes."""
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        finally:  # EarlyStopping stops training by raising KeyboardInterrupt
+            net.history.record("stopped_early", self.misses_ >= self.patience)
+
+
 def make_net(
     module,
     objective,
@@ -283,7 +295,7 @@ def make_net(
     callbacks = [
         (
             "stopper",
-            EarlyStopping(
+            Stopper(
                 monitor=monitor,
                 patience=settings.n_iter_no_change,
                 threshold=settings.tol,
