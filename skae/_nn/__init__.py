@@ -1,4 +1,4 @@
-"""The pure-torch parts: modules, objectives, likelihoods, estimates and noise.
+"""The pure-torch parts: modules, the PCA start, objectives, likelihoods, estimates and noise.
 
 Nothing here imports skorch, scikit-learn or another part of skae.
 """
