@@ -156,6 +156,7 @@ def _reconstruction(args, data):
         "batch_size": 256,
         "learning_rate": args.schedule,
         "learning_rate_init": args.lr,
+        "precision": args.precision,
     }
     models = {
         "PCA": family(30, bernoulli=True, max_iter=1, hidden=())["PCA"],
@@ -188,7 +189,7 @@ def _reconstruction(args, data):
         (
             f"Deep models 784-1000-500-250-30, ReLU, sigmoid output with cross-entropy, "
             f"Adam (learning rate {args.lr:g}, {args.schedule} schedule), L2 penalty "
-            f"alpha={args.alpha:g}, batch 256, at "
+            f"alpha={args.alpha:g}, batch 256, precision {args.precision}, at "
             f"most {args.max_iter} epochs; LinearAE at most {args.linear_iter} EM "
             "iterations (float64). The paper's target: 3.00 for the deep autoencoder, "
             "ours (issue 10): within 45 minutes on 2 CPU cores."
@@ -239,10 +240,12 @@ def _classification(args, data):
         loss="bce",
         pretrain_iter=args.pretrain_iter,
         max_iter=0,
+        precision=args.precision,
         random_state=0,
     )
     clf = skae.EncoderClassifier(
         stacked,
+        precision=args.precision,
         dropout=args.dropout,
         input_dropout=args.input_dropout,
         max_iter=args.classifier_iter,
@@ -258,8 +261,8 @@ def _classification(args, data):
             f"({args.pretrain_iter} epochs each), then fine-tuned with the labels for at "
             f"most {args.classifier_iter} epochs (Adam, learning rate {args.lr:g}, "
             f"{args.schedule} schedule, dropout {args.dropout:g} on hidden units and "
-            f"{args.input_dropout:g} on pixels; Hinton & Salakhutdinov's classifier "
-            "architecture)."
+            f"{args.input_dropout:g} on pixels, precision {args.precision}; Hinton & "
+            "Salakhutdinov's classifier architecture)."
         ),
         classification_table(clf, data["X_train"], data["y_train"], data["X_test"], data["y_test"]),
     ]
@@ -280,6 +283,7 @@ def _density(args, data):
         batch_size=100,
         learning_rate=args.schedule,
         learning_rate_init=args.lr,
+        precision=args.precision,
         random_state=0,
     )
     table, _ = density_table(vae, X_train, binary_test, args.importance_samples)
@@ -287,7 +291,8 @@ def _density(args, data):
         "### 4. Density (binarised MNIST)",
         (
             f"VAE 784-200-200-50 (tanh), at most {args.vae_iter} epochs (Adam, learning "
-            f"rate {args.lr:g}, {args.schedule} schedule, batch 100), the decoder's output "
+            f"rate {args.lr:g}, {args.schedule} schedule, batch 100, precision "
+            f"{args.precision}), the decoder's output "
             "bias starting at the logit of the mean image. Dynamic binarisation "
             "(`binarize=True`: fresh Bernoulli draws of the training images every epoch), "
             "as Burda et al. 2016; the test images binarised once (seed 0)."
@@ -501,6 +506,12 @@ def main(argv=None):
         choices=("constant", "adaptive", "cosine"),
         default="cosine",
         help="their learning-rate schedule (full mode)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("32-true", "bf16-mixed", "16-mixed"),
+        default="32-true",
+        help="the training precision of the deep models of tables 1, 3 and 4 (full mode)",
     )
     parser.add_argument(
         "--tables",
