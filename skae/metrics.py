@@ -108,12 +108,13 @@ def knn_accuracy(estimator, X, y, *, n_neighbors=5):
     Z = estimator.transform(check_array(X, dtype=(np.float64, np.float32)))
     labels, y_codes = np.unique(np.asarray(y), return_inverse=True)
     neighbours = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(Z)
-    # Ask for one more neighbour and drop each sample's own row.
+    # Ask for one more neighbour and drop each sample's own row; a sample with more than
+    # n_neighbors duplicates in code space may not be among its own neighbours (ties are
+    # returned in index order), and then drops the farthest of them instead.
     index = neighbours.kneighbors(Z, return_distance=False)
-    own = index == np.arange(len(Z))[:, None]
-    others = np.where(own.any(axis=1)[:, None], index[~own].reshape(len(Z), -1), index[:, :-1])[
-        :, :n_neighbors
-    ]
+    dropped = index == np.arange(len(Z))[:, None]
+    dropped[~dropped.any(axis=1), -1] = True
+    others = index[~dropped].reshape(len(Z), n_neighbors)
     votes = np.apply_along_axis(np.bincount, 1, y_codes[others], minlength=len(labels))
     return float(np.mean(votes.argmax(axis=1) == y_codes))
 

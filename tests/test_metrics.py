@@ -62,6 +62,22 @@ def test_knn_accuracy_by_hand():
     )
 
 
+def test_knn_accuracy_with_more_duplicates_than_neighbours():
+    """Codes that coincide (a collapsed code, duplicated rows): a sample need not be among
+    its own k+1 nearest neighbours; each one still votes with k others (found by the
+    one-class MNIST benchmark, where the reshape failed)."""
+
+    class Identity:
+        def transform(self, X):
+            return X
+
+    X = np.r_[np.zeros((12, 2)), np.ones((3, 2)) * 5]
+    y = np.r_[np.zeros(12, dtype=int), np.ones(3, dtype=int)]
+    # every zero code's 5 others are zeros; each of the three 5s sees the other two, then zeros
+    assert knn_accuracy(Identity(), X, y, n_neighbors=5) == pytest.approx(12 / 15)
+    assert knn_accuracy(Identity(), X, y, n_neighbors=2) == 1.0
+
+
 def test_knn_accuracy_excludes_the_sample_itself(digits, pca):
     _, X, _, y = digits
 
