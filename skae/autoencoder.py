@@ -35,8 +35,8 @@ class AutoEncoder(BaseAutoEncoder):
         module of your own, any other value than its code width is an error.
     module : None, MLP, ConvNet or torch.nn.Module, default=None
         The network. None is the MLP of ``hidden_layer_sizes`` and ``activation``,
-        started at PCA's solution (``MLP(start="pca")``; see the user guide, "Every
-        variant starts where PCA ends"); :class:`MLP` and :class:`ConvNet` are the
+        started at PCA's solution with ``loss="mse"`` (``MLP(start="pca")``; see the user
+        guide, "Every variant starts where PCA ends"); :class:`MLP` and :class:`ConvNet` are the
         built-in architectures, whose parameters
         are searchable as nested parameters (``module__channels``). A ``torch.nn.Module``
         of your own works on flat rows with ``encode(x) -> codes`` (2-D) and
