@@ -214,6 +214,7 @@ def _manifold(args, data):
     }
     X_train = data["X_train"][: args.manifold_train]
     table, fitted = manifold_table(manifold_models, X_train, X_test, y_test)
+    auto_batch = fitted["AutoEncoder", 2].net_.batch_size  # batch_size="auto" resolved
     figures.codes_2d(
         {"PCA": fitted["PCA", 2], "AutoEncoder": fitted["AutoEncoder", 2]},
         X_test,
@@ -225,7 +226,9 @@ def _manifold(args, data):
         "### 2. Manifold comparison (MNIST)",
         (
             f"Trained on the first {len(X_train)} images; autoencoders 784-500-250-k, "
-            f"cross-entropy, at most {args.manifold_iter} epochs (LinearAE: at most "
+            f"cross-entropy, batch_size='auto' ({auto_batch} rows here: "
+            f"{-(-len(X_train) // auto_batch)} steps an epoch), at most {args.manifold_iter} "
+            "epochs (LinearAE: at most "
             f"{args.linear_iter} EM iterations); reconstruction on the 10,000 test "
             "images, neighbour metrics on 2,000 of them."
         ),
