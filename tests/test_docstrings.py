@@ -44,6 +44,8 @@ def test_training_parameters_read_the_same_everywhere():
             "validation_fraction",
             "n_iter_no_change",
             "device",
+            "data_path",
+            "precision",
             "random_state",
             "verbose",
             "warm_start",
