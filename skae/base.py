@@ -17,6 +17,7 @@ variants override is on that list.
 import contextlib
 import copy
 import copyreg
+import inspect
 import math
 import warnings
 from numbers import Integral
@@ -118,7 +119,8 @@ def check_X(estimator, X, y="no_validation", *, reset, training=None):
     training = reset if training is None else training
     if not training:
         check_is_fitted(estimator)
-    if isinstance(y, str) and y == "no_validation":
+    with_y = not (isinstance(y, str) and y == "no_validation")
+    if not with_y:
         X = validate_data(estimator, X, dtype="numeric", reset=reset)
     else:
         X, y = validate_data(estimator, X, y, dtype="numeric", reset=reset)
@@ -127,7 +129,7 @@ def check_X(estimator, X, y="no_validation", *, reset, training=None):
     else:  # the results come back in the input's precision
         dtype = torch.float64 if output_dtype(X) == np.float64 else torch.float32
     check_magnitude(X, dtype)
-    return X if isinstance(y, str) and y == "no_validation" else (X, y)
+    return (X, y) if with_y else X
 
 
 def check_magnitude(X, dtype, chunk=8192):
@@ -261,8 +263,14 @@ class NeuralNetMixin(CallbackSupportMixin):
         return state
 
     def __setstate__(self, state):
-        # parameters added since: an estimator saved before them had their defaults
-        state = {"precision": "32-true", **state}
+        # parameters added since the estimator was saved (precision, a VAE's
+        # n_importance_samples): it was fitted as their defaults fit
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+            if parameter.default is not parameter.empty
+        }
+        state = {**defaults, **state}
         check_version(state.pop("_skae_version", None), type(self).__name__)
         net = state.pop("_skae_net", None)
         super().__setstate__(state)

@@ -306,10 +306,6 @@ class VariationalAE(AutoEncoder):
             return IWAE(self._likelihood, self.n_importance_samples)
         return ELBO(self._likelihood, self.beta)
 
-    def __setstate__(self, state):
-        # a VAE saved before n_importance_samples existed trained on the ELBO
-        super().__setstate__({"n_importance_samples": 1, **state})
-
     def _check_data(self, X):
         super()._check_data(X)
         if self.n_importance_samples > 1 and self.beta != 1:

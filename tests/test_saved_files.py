@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from skae.persistence import SKOPS_TRUSTED_TYPES, load
 
@@ -41,16 +42,28 @@ def loaded(fmt, path):
         return load(path)
 
 
-@pytest.mark.parametrize(
-    "fmt",
-    [
-        pytest.param("pkl", marks=needs_numpy_2),
-        pytest.param("skops", marks=needs_numpy_2),
-        "safetensors",
-    ],
-)
+FORMATS = [
+    pytest.param("pkl", marks=needs_numpy_2),
+    pytest.param("skops", marks=needs_numpy_2),
+    "safetensors",
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", NAMES)
 def test_files_written_before_keep_loading(name, fmt, data):
     X, expected = data
     est = loaded(fmt, SAVED / f"{name}.{fmt}")
     np.testing.assert_allclose(outputs(name, est, X), expected[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_parameters_added_since_take_their_defaults(fmt):
+    """The files predate ``precision`` and the VAE's ``n_importance_samples``: loaded, the
+    estimators have them at their defaults, with which they were fitted."""
+    for name in ("autoencoder", "variational"):
+        est = loaded(fmt, SAVED / f"{name}.{fmt}")
+        params = est.get_params(deep=False)
+        assert params["precision"] == "32-true"
+    assert params["n_importance_samples"] == 1
+    assert clone(est).get_params(deep=False)["n_importance_samples"] == 1

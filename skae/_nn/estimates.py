@@ -82,6 +82,27 @@ def keyed_standard_normal(keys, start, stop, n_dims, dtype=torch.float32):
     return torch.special.ndtri(_uniform(h, dtype))
 
 
+def draws_per_group(module, n_rows, n_features, max_elements):
+    """How many draws of z to decode at once so that a group holds at most
+    ``max_elements`` decoder outputs or hidden units (at least one draw). The widest linear
+    layer stands for the decoder's hidden units (a heuristic for other layer types: their
+    activations are not counted)."""
+    widths = [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+    return max(1, max_elements // max(1, n_rows * max([n_features, *widths])))
+
+
+def log_weights(module, mu, logvar, eps, target, likelihood):
+    """``log p(target, z) - log q(z | x)`` of the draws ``z = mu + exp(logvar / 2) * eps``
+    of q(z|x) = N(mu, diag(exp(logvar))), shape (draws, n)."""
+    z = mu + torch.exp(0.5 * logvar) * eps
+    # log q from the standard-normal draw itself: (z - mu) / sigma loses the digits of
+    # a narrow posterior to the rounding of z.
+    log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(dim=-1)
+    # the module contract decodes a 2-D batch of codes: draws and rows are flattened
+    eta = module.decode(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)
+    return likelihood.log_prob(eta, target) + gaussian_log_density(z) - log_q
+
+
 def log_importance_weights(module, x, n_draws, seed, likelihood, max_elements=2**24):
     """Yield ``log p(x, z_k) - log q(z_k | x)`` for groups of draws z_k ~ q(z|x), (group, n).
 
@@ -91,21 +112,11 @@ def log_importance_weights(module, x, n_draws, seed, likelihood, max_elements=2*
     bounded whatever ``n_draws``.
     """
     mu, logvar = module.posterior(x)
-    std = torch.exp(0.5 * logvar)
     keys = row_keys(x, seed)
-    # the widest linear layer stands for the decoder's hidden units (a heuristic for other
-    # layer types: their activations are not counted)
-    widths = [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
-    group = max(1, max_elements // max(1, len(x) * max([x.shape[-1], *widths])))
+    group = draws_per_group(module, len(x), x.shape[-1], max_elements)
     for start in range(0, n_draws, group):
         e = keyed_standard_normal(keys, start, min(start + group, n_draws), mu.shape[-1], mu.dtype)
-        z = mu + std * e
-        # log q from the standard-normal draw itself: (z - mu) / sigma loses the digits of
-        # a narrow posterior to the rounding of z.
-        log_q = -0.5 * (e.pow(2) + logvar + LOG_2PI).sum(dim=-1)
-        # the module contract decodes a 2-D batch of codes: draws and rows are flattened
-        eta = module.decode(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)
-        yield likelihood.log_prob(eta, x) + gaussian_log_density(z) - log_q
+        yield log_weights(module, mu, logvar, e, x, likelihood)
 
 
 def elbo(module, x, n_draws, seed, likelihood, max_elements=2**24):

@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .estimates import gaussian_kl, gaussian_log_density
-from .likelihoods import LOG_2PI
+from .estimates import draws_per_group, gaussian_kl, log_weights
 from .modules import AutoEncoderModule, LinearSkip, encode
 
 SPARSITIES = ("kl", "l1")
@@ -321,14 +320,6 @@ class IWAE(nn.Module):
         self.max_elements = max_elements
         self.generator = None
 
-    def _log_weights(self, module, mu, logvar, eps, target):
-        """``log p(x, z) - log q(z | x)`` of the draws ``mu + std * eps``, shape (draws, n)."""
-        z = mu + torch.exp(0.5 * logvar) * eps
-        # log q from the standard-normal draw itself, as the estimates compute it
-        log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(dim=-1)
-        eta = module.decode(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)
-        return self.likelihood.log_prob(eta, target) + gaussian_log_density(z) - log_q
-
     def forward(self, module, x, target, weight=None):
         if self.generator is None:
             raise RuntimeError(
@@ -340,20 +331,20 @@ class IWAE(nn.Module):
         eps = torch.randn(
             (k, *mu.shape), generator=self.generator, device=mu.device, dtype=mu.dtype
         )
-        widths = [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
-        group = max(1, self.max_elements // max(1, len(x) * max([target.shape[-1], *widths])))
+        group = draws_per_group(module, len(x), target.shape[-1], self.max_elements)
         if group >= k:
-            log_w = self._log_weights(module, mu, logvar, eps, target)
+            log_w = log_weights(module, mu, logvar, eps, target, self.likelihood)
         else:
             log_w = torch.cat(
                 [
                     checkpoint(
-                        self._log_weights,
+                        log_weights,
                         module,
                         mu,
                         logvar,
                         eps[start : start + group],
                         target,
+                        self.likelihood,
                         use_reentrant=False,
                     )
                     for start in range(0, k, group)
