@@ -252,6 +252,7 @@ def _classification(args, data):
         dropout=args.dropout,
         input_dropout=args.input_dropout,
         max_iter=args.classifier_iter,
+        n_iter_no_change=args.classifier_patience,
         batch_size=256,
         learning_rate=args.schedule,
         learning_rate_init=args.lr,
@@ -262,7 +263,8 @@ def _classification(args, data):
         (
             f"StackedAE 784-500-500-2000-10 pretrained layer by layer "
             f"({args.pretrain_iter} epochs each), then fine-tuned with the labels for at "
-            f"most {args.classifier_iter} epochs (Adam, learning rate {args.lr:g}, "
+            f"most {args.classifier_iter} epochs, stopping when the training loss stalls for "
+            f"{args.classifier_patience} (Adam, learning rate {args.lr:g}, "
             f"{args.schedule} schedule, dropout {args.dropout:g} on hidden units and "
             f"{args.input_dropout:g} on pixels, precision {args.precision}; Hinton & "
             "Salakhutdinov's classifier architecture)."
@@ -488,6 +490,13 @@ def main(argv=None):
         type=int,
         default=40,
         help="fine-tuning epochs of the classifier (full mode, table 3)",
+    )
+    parser.add_argument(
+        "--classifier-patience",
+        type=int,
+        default=10,
+        help="the classifier's n_iter_no_change: epochs of a stalled training loss before it "
+        "stops (full mode, table 3)",
     )
     parser.add_argument("--dropout", type=float, default=0.5, help="classifier (full mode)")
     parser.add_argument("--input-dropout", type=float, default=0.2, help="classifier (full)")

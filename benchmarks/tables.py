@@ -92,11 +92,13 @@ def classification_table(classifier, X_train, y_train, X_test, y_test, *, mnist=
             f"EncoderClassifier ({type(ae).__name__} pretrained, fine-tuned)",
             f"{100 * (1 - classifier.score(X_test, y_test)):.2f}%",
             "1.2% to 1.4%",
+            classifier.n_iter_,
             f"{seconds / 60:.1f}",
         ],
         [
             "logistic regression on its frozen codes",
             f"{100 * (1 - probe.score(ae.transform(X_test), y_test)):.2f}%",
+            "",
             "",
             "",
         ],
@@ -105,12 +107,13 @@ def classification_table(classifier, X_train, y_train, X_test, y_test, *, mnist=
             f"{100 * (1 - raw.score(X_test, y_test)):.2f}%",
             "12.0% (linear classifier)",
             "",
+            "",
         ],
     ]
     if not mnist:
-        rows = [[row[0], row[1], row[3]] for row in rows]
-        return markdown_table(["model", "test error", "fit (min)"], rows)
-    return markdown_table(["model", "test error", "papers (MNIST)", "fit (min)"], rows)
+        rows = [[row[0], row[1], row[3], row[4]] for row in rows]
+        return markdown_table(["model", "test error", "epochs", "fit (min)"], rows)
+    return markdown_table(["model", "test error", "papers (MNIST)", "epochs", "fit (min)"], rows)
 
 
 def density_table(vae, X_train, X_test, n_importance_samples, paper=86.76):
