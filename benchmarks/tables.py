@@ -116,7 +116,12 @@ def classification_table(classifier, X_train, y_train, X_test, y_test, *, mnist=
     return markdown_table(["model", "test error", "papers (MNIST)", "epochs", "fit (min)"], rows)
 
 
-def density_table(vae, X_train, X_test, n_importance_samples, paper=86.76):
+# Burda et al. (2016), Table 1, MNIST, one stochastic layer (784-200-200-50): the test NLL
+# (IW k=5000) of the VAE trained on the ELBO and of the IWAE trained with k=50 samples.
+BURDA_VAE, BURDA_IWAE_50 = 86.76, 84.78
+
+
+def density_table(vae, X_train, X_test, n_importance_samples):
     """The VAE's importance-weighted test NLL on binarised data, against Burda et al."""
     progress("VariationalAE")
     _, seconds = timed(vae.fit, X_train)
@@ -128,7 +133,8 @@ def density_table(vae, X_train, X_test, n_importance_samples, paper=86.76):
             f"VariationalAE {sizes}",
             f"{iw:.2f}",
             f"{elbo:.2f}",
-            f"{paper:.2f}",
+            vae.n_importance_samples,
+            f"{BURDA_VAE:.2f} / {BURDA_IWAE_50:.2f}",
             vae.n_iter_,
             f"{seconds / 60:.1f}",
         ]
@@ -137,7 +143,8 @@ def density_table(vae, X_train, X_test, n_importance_samples, paper=86.76):
         "model",
         f"test NLL, IW k={n_importance_samples} (nats)",
         "test -ELBO (nats)",
-        "paper (VAE k=1)",
+        "training samples k",
+        "paper (VAE k=1 / IWAE k=50)",
         "epochs",
         "fit (min)",
     ]
