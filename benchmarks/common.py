@@ -53,6 +53,9 @@ def command(argv=None, program="benchmarks"):
     return shlex.join(["python", "-m", program, *argv])
 
 
+HERE = pathlib.Path(__file__).parent
+
+
 def code_version():
     """The git commit the run's code came from, marked when the tree had uncommitted changes."""
 
@@ -80,6 +83,11 @@ def code_version():
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
+# The code a run ran is the code it imported: read at the start, so that commits or edits
+# made while a long run goes on do not change what its table says it measured.
+CODE_AT_START = code_version()
+
+
 def provenance(argv=None, program="benchmarks"):
     """Command, date, machine, versions and code, for the results file."""
     return "\n".join(
@@ -91,12 +99,11 @@ def provenance(argv=None, program="benchmarks"):
                 f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
                 f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}"
             ),
-            f"- code: {code_version()}",
+            f"- code: {CODE_AT_START}",
         ]
     )
 
 
-HERE = pathlib.Path(__file__).parent
 BLOCK = re.compile(r"<!-- results:(?P<name>[\w-]+) -->.*?<!-- /results:(?P=name) -->", re.DOTALL)
 
 
