@@ -13,7 +13,18 @@ autoencoder trained on standardised features, and the tails are ranks.
 * :class:`CodeNeighbours`: the distance from a row's code to its ``k``-th nearest code in
   a subsample of the training rows (the k-NN detector, in code space);
 * :class:`Tails`: how far out in its features' marginal tails a row lies, ECOD's statistic
-  (Li et al. 2022): ``-log`` of each feature's empirical tail probability, summed.
+  (Li et al. 2022): ``-log`` of each feature's empirical tail probability, summed;
+* :class:`FeatureNeighbours`: the distance from a row's standardised features to their
+  ``k``-th nearest training row's (the k-NN detector on the data themselves);
+* :class:`Residual`: the squared reconstruction error, each feature's in units of its
+  spread on the training rows, summed; calibrated with a hinge (only its excess over 3
+  robust standard deviations counts).
+
+Each view names what it scores in ``inputs``: "codes" (the model's ``transform``),
+"features" (the rows) or "reconstruction" (the model's ``inverse_transform`` of the codes).
+A view whose own reference rows would find themselves among their neighbours gives the
+training scores to calibrate by in ``training_scores_``, those rows left out of their own
+neighbourhoods.
 """
 
 import math
@@ -21,6 +32,7 @@ import math
 import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import StandardScaler
 
 # The MAD of a normal distribution is 0.6745 of its standard deviation.
 MAD_TO_STD = 1.4826
@@ -31,11 +43,14 @@ class Calibrated:
 
     ``(score - median) / spread``, the spread 1.4826 times the median absolute deviation
     (the standard deviation for normal scores), else their standard deviation where more
-    than half of the training scores are equal, else 1.
+    than half of the training scores are equal, else 1. With a ``hinge`` ``t``, only the
+    excess of the z-score over ``t`` counts (0 below): a view that is strong where it is
+    sure and misleading elsewhere adds its evidence without masking the other views'.
     """
 
-    def __init__(self, view, training_scores):
+    def __init__(self, view, training_scores, hinge=None):
         self.view = view
+        self.hinge = hinge
         self.median = float(np.median(training_scores))
         spread = MAD_TO_STD * float(np.median(np.abs(training_scores - self.median)))
         if not spread > 0:
@@ -43,7 +58,8 @@ class Calibrated:
         self.spread = spread if spread > 0 else 1.0
 
     def z(self, scores):
-        return (scores - self.median) / self.spread
+        z = (scores - self.median) / self.spread
+        return z if self.hinge is None else np.maximum(z - self.hinge, 0.0)
 
 
 class Tails:
@@ -55,6 +71,8 @@ class Tails:
     only: invariant to an increasing map of a feature.
     Probabilities are floored at ``1 / n_samples``, the smallest the training rows resolve.
     """
+
+    inputs = ("features",)
 
     def fit(self, X):
         self.sorted_ = np.sort(X, axis=0)
@@ -85,6 +103,8 @@ def code_blocks(codes, n_blocks):
 class CodeIsolation:
     """An isolation forest on each member's codes, their scores averaged; ``n_estimators``
     trees in all, shared among the members."""
+
+    inputs = ("codes",)
 
     def __init__(self, n_blocks, n_estimators=100, random_state=0):
         self.n_blocks = n_blocks
@@ -118,6 +138,8 @@ class CodeNeighbours:
     row scored again finds itself among its neighbours, as any row equal to it would.
     """
 
+    inputs = ("codes",)
+
     def __init__(self, n_blocks, n_neighbors=5, max_samples=4096, random_state=0):
         self.n_blocks = n_blocks
         self.n_neighbors = n_neighbors
@@ -138,6 +160,57 @@ class CodeNeighbours:
         blocks = code_blocks(codes, self.n_blocks)
         pairs = zip(self.references_, blocks, strict=True)
         return np.mean([_kth_distance(r, b, self.n_neighbors) for r, b in pairs], axis=0)
+
+
+class FeatureNeighbours:
+    """The distance from a row's standardised features (a ``StandardScaler`` of the training
+    rows) to the ``n_neighbors``-th nearest of a random reference set of at most
+    ``max_samples`` training rows.
+
+    ``training_scores_`` leaves each reference row out of its own neighbours (the
+    ``n_neighbors + 1``-th distance) and counts only the reference rows: a training row
+    scored against a set that holds it would sit at distance 0 from itself, and the
+    calibration would take the training rows for tighter than new rows from the same
+    distribution are. With 10 neighbours, a handful of anomalies repeated in the training
+    rows do not hide one another (with 1, an anomaly's twin in training is its nearest
+    neighbour).
+    """
+
+    inputs = ("features",)
+
+    def __init__(self, n_neighbors=10, max_samples=4096, random_state=0):
+        self.n_neighbors = n_neighbors
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def fit(self, X):
+        self.scaler_ = StandardScaler().fit(X)
+        rng = np.random.RandomState(self.random_state)
+        if len(X) > self.max_samples:
+            X = X[rng.choice(len(X), self.max_samples, replace=False)]
+        self.reference_ = self.scaler_.transform(X)
+        self.training_scores_ = _kth_distance(
+            self.reference_, self.reference_, self.n_neighbors + 1
+        )
+        return self
+
+    def scores(self, X):
+        return _kth_distance(self.reference_, self.scaler_.transform(X), self.n_neighbors)
+
+
+class Residual:
+    """The squared reconstruction error of a row, each feature's error in units of that
+    feature's standard deviation on the training rows (1 for a constant feature), summed
+    over the features: the classic autoencoder score, whatever the features' units."""
+
+    inputs = ("features", "reconstruction")
+
+    def fit(self, X):
+        self.scale_ = StandardScaler().fit(X).scale_
+        return self
+
+    def scores(self, X, reconstruction):
+        return (((np.asarray(reconstruction, np.float64) - X) / self.scale_) ** 2).sum(axis=1)
 
 
 def _kth_distance(reference, queries, n_neighbors):

@@ -19,10 +19,21 @@ from ._engine.training import named_seeds
 from .architectures import MLPEnsemble
 from .autoencoder import AutoEncoder
 from .base import BaseAutoEncoder, check_weights, check_X, fitted_copy, output_dtype
-from .detection import MAD_TO_STD, Calibrated, CodeIsolation, CodeNeighbours, Tails
+from .detection import (
+    MAD_TO_STD,
+    Calibrated,
+    CodeIsolation,
+    CodeNeighbours,
+    FeatureNeighbours,
+    Residual,
+    Tails,
+)
 
 # The robust z-score below the median beyond which contamination="auto" flags a row.
 AUTO_Z = 3.0
+
+# The combined score's residual counts only beyond this many robust standard deviations.
+RESIDUAL_HINGE = 3.0
 
 # The default model: an ensemble of small autoencoders, each with a code of about
 # sqrt(n_features) values, trained for a budget of steps whatever the data's size.
@@ -100,7 +111,7 @@ class OutlierDetector(CallbackSupportMixin, OutlierMixin, BaseEstimator):
     eight small autoencoders trained side by side (:class:`MLPEnsemble`) on standardised
     features, each with a code of ``ceil(sqrt(n_features))`` values (never as wide as the
     data), trained for about 150 steps whatever the data's size; and a row's score
-    combines three views of it, each a robust z-score against the training rows' (see
+    combines five views of it, each a robust z-score against the training rows' (see
     ``score_by="combined"``). Measured on ADBench's tabular data sets, this ranks ahead of
     IsolationForest, ECOD, k-NN and pyod's autoencoders (see the user guide).
 
@@ -116,14 +127,19 @@ class OutlierDetector(CallbackSupportMixin, OutlierMixin, BaseEstimator):
     score_by : {"auto", "combined", "likelihood", "reconstruction"}, default="auto"
         What a row's score is, higher for a more normal row.
 
-        - "combined": minus the sum of three robust z-scores (each view's score less its
+        - "combined": minus the sum of five robust z-scores (each view's score less its
           median on the training rows, over 1.4826 times their median absolute deviation):
           the isolation of the row's code (an :class:`~sklearn.ensemble.IsolationForest`
           of 100 trees shared among the ensemble's members, on each member's codes), the
-          distance from its code to the 5th nearest training code, and ECOD's tail
-          statistic of its features (how far out in each feature's empirical tails it
-          lies). The codes place a row on the model's manifold, the tails catch a value
-          extreme in one feature.
+          distance from its code to the 5th nearest training code, ECOD's tail statistic
+          of its features (how far out in each feature's empirical tails it lies), the
+          distance from its standardised features to the 10th nearest training row's, and
+          its reconstruction error (each feature's in units of its training spread), of
+          which only the excess over 3 counts. The codes place a row on the model's
+          manifold, the tails catch a value extreme in one feature, the neighbours in
+          feature space and the residual a row off the manifold; the residual's hinge
+          keeps the anomalies of contaminated training data, which the model learns to
+          reconstruct, from masking the other views.
         - "likelihood": the model's own ``score_samples`` (a skae autoencoder's
           reconstruction log-likelihood, a VAE's ELBO in nats, PCA's probabilistic
           log-likelihood).
@@ -155,8 +171,9 @@ class OutlierDetector(CallbackSupportMixin, OutlierMixin, BaseEstimator):
         What the scores are (``score_by`` resolved).
     views_ : dict
         With ``score_by_="combined"``, the fitted views by name ("isolation",
-        "neighbours", "tails"), each with the median and spread of its training scores
-        that calibrate it; else empty.
+        "neighbours", "tails", "feature_neighbours", "residual"), each a
+        ``skae.detection.Calibrated`` with the median and spread of its training
+        scores (and the residual's hinge); else empty.
     offset_ : float
         The score threshold: rows that score below it are outliers;
         ``decision_function`` is ``score_samples - offset_``.
@@ -229,29 +246,47 @@ class OutlierDetector(CallbackSupportMixin, OutlierMixin, BaseEstimator):
         with context:
             return fitted_copy(model, X, seed, weights, task=task, name=name)
 
+    def _inputs(self, X):
+        """What the views score: the rows, their codes and their reconstructions."""
+        codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
+        return {
+            "features": np.asarray(X, dtype=np.float64),
+            "codes": codes,
+            "reconstruction": np.asarray(
+                self.autoencoder_.inverse_transform(codes.astype(X.dtype, copy=False)),
+                dtype=np.float64,
+            ),
+        }
+
     def _fit_views(self, X, seed, weights):
         """The combined score's views, fitted on the training rows (of positive weight)."""
-        codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
         if weights is not None:
             keep = weights > 0
-            X, codes, weights = X[keep], codes[keep], weights[keep]
+            X, weights = X[keep], weights[keep]
+        inputs = self._inputs(X)
+        codes, features = inputs["codes"], inputs["features"]
         blocks = n_code_blocks(self.autoencoder_)
         views = {
             "isolation": CodeIsolation(blocks, random_state=seed).fit(codes, weights),
             "neighbours": CodeNeighbours(blocks, random_state=seed).fit(codes),
-            "tails": Tails().fit(np.asarray(X, dtype=np.float64)),
+            "tails": Tails().fit(features),
+            "feature_neighbours": FeatureNeighbours(random_state=seed).fit(features),
+            "residual": Residual().fit(features),
         }
         self.views_ = {}
         for name, view in views.items():
-            data = X if name == "tails" else codes
-            self.views_[name] = Calibrated(view, view.scores(np.asarray(data, np.float64)))
+            training = getattr(view, "training_scores_", None)
+            if training is None:
+                training = view.scores(*(inputs[i] for i in view.inputs))
+            hinge = RESIDUAL_HINGE if name == "residual" else None
+            self.views_[name] = Calibrated(view, training, hinge=hinge)
 
     def _combined(self, X):
-        codes = np.asarray(self.autoencoder_.transform(X), dtype=np.float64)
-        X = np.asarray(X, dtype=np.float64)
+        inputs = self._inputs(X)
         total = np.zeros(len(X))
-        for name, calibrated in self.views_.items():
-            total += calibrated.z(calibrated.view.scores(X if name == "tails" else codes))
+        for calibrated in self.views_.values():
+            view = calibrated.view
+            total += calibrated.z(view.scores(*(inputs[i] for i in view.inputs)))
         return -total
 
     def _scores(self, X):

@@ -15,7 +15,10 @@ from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skae import AutoEncoder, OutlierDetector, VariationalAE
+from skae.detection import Calibrated, FeatureNeighbours
 from skae.outliers import member_code_width
+
+VIEWS = {"isolation", "neighbours", "tails", "feature_neighbours", "residual"}
 
 
 @pytest.fixture(scope="module")
@@ -209,12 +212,19 @@ def test_the_default_ensemble_is_reproducible_and_seeded(digits):
     assert not torch.allclose(members[0], members[1])
     # the combined score is minus the sum of the calibrated views
     views = a.views_
-    assert set(views) == {"isolation", "neighbours", "tails"}
-    codes = a.autoencoder_.transform(X_test)
-    total = sum(
-        v.z(v.view.scores(X_test if name == "tails" else codes)) for name, v in views.items()
-    )
-    assert_allclose(a.score_samples(X_test), -total)
+    assert set(views) == VIEWS
+    codes = np.asarray(a.autoencoder_.transform(X_test), dtype=np.float64)
+    given = {
+        "codes": codes,
+        "features": np.asarray(X_test, dtype=np.float64),
+        "reconstruction": a.autoencoder_.inverse_transform(codes.astype(np.float32)),
+    }
+    total = sum(v.z(v.view.scores(*(given[i] for i in v.view.inputs))) for v in views.values())
+    assert_allclose(a.score_samples(X_test), -total, rtol=1e-5)
+    # the residual counts only beyond its hinge: never below 0, and 0 for most rows
+    residual = views["residual"]
+    z = residual.z(residual.view.scores(given["features"], given["reconstruction"]))
+    assert z.min() == 0.0 and np.mean(z == 0.0) > 0.5
 
 
 @pytest.mark.parametrize(
@@ -262,7 +272,7 @@ def test_combined_scores_any_model(digits):
     for model in (PCA(n_components=4), AutoEncoder(4, max_iter=5)):
         det = OutlierDetector(model, score_by="combined", random_state=0).fit(X)
         assert det.score_by_ == "combined"
-        assert set(det.views_) == {"isolation", "neighbours", "tails"}
+        assert set(det.views_) == VIEWS
         assert np.isfinite(det.score_samples(X_test)).all()
     assert OutlierDetector(PCA(4)).fit(X).views_ == {}
 
@@ -293,3 +303,38 @@ def test_the_default_budget_raises_no_convergence_warning(digits):
         OutlierDetector(random_state=0).fit(X[:200])
     with pytest.warns(ConvergenceWarning):  # a model of your own still says so
         OutlierDetector(AutoEncoder(2, max_iter=1), random_state=0).fit(X[:200])
+
+
+def test_the_feature_neighbours_leave_a_reference_row_out_of_its_own_neighbours(rng):
+    X = rng.normal(size=(60, 3))
+    view = FeatureNeighbours(n_neighbors=4).fit(X)
+    Z = StandardScaler().fit_transform(X)
+    distances = np.sqrt(((Z[:, None] - Z[None]) ** 2).sum(-1))
+    np.fill_diagonal(distances, np.inf)
+    assert_allclose(view.training_scores_, np.sort(distances, axis=1)[:, 3])  # 4th other row
+    new = rng.normal(size=(5, 3))
+    to_new = np.sqrt(((view.scaler_.transform(new)[:, None] - Z[None]) ** 2).sum(-1))
+    assert_allclose(view.scores(new), np.sort(to_new, axis=1)[:, 3])
+    # a reference set of at most max_samples rows, seeded
+    a = FeatureNeighbours(max_samples=20, random_state=0).fit(X)
+    b = FeatureNeighbours(max_samples=20, random_state=0).fit(X)
+    assert a.reference_.shape == (20, 3)
+    assert_array_equal(a.reference_, b.reference_)
+
+
+def test_a_hinge_counts_only_the_excess_of_the_z_score(rng):
+    training = rng.normal(size=1001)
+    plain, hinged = Calibrated(None, training), Calibrated(None, training, hinge=3.0)
+    scores = np.linspace(-10, 10, 41)
+    assert_allclose(hinged.z(scores), np.maximum(plain.z(scores) - 3.0, 0.0))
+
+
+def test_the_residual_helps_on_clean_training_data(one_class):
+    """On clean one-class digits the reconstruction is the strongest signal; the combined
+    score without its hinged residual ranks the other digits lower less well."""
+    X_train, X_test, is_outlier = one_class
+    det = OutlierDetector(random_state=0).fit(X_train)
+    with_residual = roc_auc_score(is_outlier, -det.score_samples(X_test))
+    det.views_.pop("residual")
+    without = roc_auc_score(is_outlier, -det.score_samples(X_test))
+    assert with_residual > without, (with_residual, without)
