@@ -60,7 +60,14 @@ ESTIMATORS = {
 }
 PARTS = {
     "architectures": ["MLP", "ConvNet", "MLPEnsemble"],
-    "detection": ["Calibrated", "CodeIsolation", "CodeNeighbours", "Tails"],
+    "detection": [
+        "Calibrated",
+        "CodeIsolation",
+        "CodeNeighbours",
+        "FeatureNeighbours",
+        "Residual",
+        "Tails",
+    ],
 }
 SCIKIT_LEARN = [
     "sklearn.decomposition._pca.PCA",
