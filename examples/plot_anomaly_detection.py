@@ -8,8 +8,9 @@ are mixed into the training data, with nothing to say which. Three detectors are
 by their ROC curves (scikit-learn's :class:`~sklearn.metrics.RocCurveDisplay`):
 
 * ``OutlierDetector()`` at its defaults: an ensemble of small autoencoders, scored by the
-  isolation and the neighbours of its codes and by the features' tails (the default chosen
-  on ADBench's tables);
+  isolation and the neighbours of its codes, the features' tails, the nearest training
+  rows and the reconstruction error beyond a hinge (the default chosen on ADBench's
+  tables);
 * ``OutlierDetector(AutoEncoder(...))``: one autoencoder, scored by its reconstruction
   likelihood, the classic choice for images;
 * scikit-learn's :class:`~sklearn.ensemble.IsolationForest`.
