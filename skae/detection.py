@@ -48,6 +48,8 @@ class Calibrated:
     sure and misleading elsewhere adds its evidence without masking the other views'.
     """
 
+    hinge = None  # also for views calibrated before hinges existed (files saved then)
+
     def __init__(self, view, training_scores, hinge=None):
         self.view = view
         self.hinge = hinge

@@ -338,3 +338,18 @@ def test_the_residual_helps_on_clean_training_data(one_class):
     det.views_.pop("residual")
     without = roc_auc_score(is_outlier, -det.score_samples(X_test))
     assert with_residual > without, (with_residual, without)
+
+
+def test_a_detector_saved_with_three_unhinged_views_still_scores(digits):
+    """A default detector pickled before the two new views has three views whose
+    calibrations have no ``hinge`` attribute: it scores by those three, as it did."""
+    X, X_test, *_ = digits
+    det = OutlierDetector(random_state=0).fit(X[:300])
+    for name in ("feature_neighbours", "residual"):
+        det.views_.pop(name)
+    for calibrated in det.views_.values():
+        calibrated.__dict__.pop("hinge")
+    old = pickle.loads(pickle.dumps(det))
+    scores = old.score_samples(X_test)
+    assert np.isfinite(scores).all()
+    assert_allclose(scores, det.score_samples(X_test))
