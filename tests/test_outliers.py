@@ -169,7 +169,7 @@ def test_the_default_beats_a_single_reconstruction_on_contaminated_data():
     auc_new = roc_auc_score(labels, -new.score_samples(X_test))
     auc_old = roc_auc_score(labels, -old.score_samples(X_test))
     assert new.score_by_ == "combined" and old.score_by_ == "likelihood"
-    # measured at seed 0: 0.94 against 0.80
+    # measured at seed 0: 0.93 against 0.80 (0.94 with the three views before the hinged two)
     assert auc_new > 0.9 and auc_new > auc_old + 0.1, (auc_new, auc_old)
 
 
