@@ -22,9 +22,11 @@ autoencoder trained on standardised features, and the tails are ranks.
 
 Each view names what it scores in ``inputs``: "codes" (the model's ``transform``),
 "features" (the rows) or "reconstruction" (the model's ``inverse_transform`` of the codes).
-A view whose own reference rows would find themselves among their neighbours gives the
-training scores to calibrate by in ``training_scores_``, those rows left out of their own
-neighbourhoods.
+A view may give the training scores to calibrate by in ``training_scores_``; else they
+are its scores of the training rows. :class:`FeatureNeighbours` gives them, its reference
+rows left out of their own neighbourhoods; :class:`CodeNeighbours` calibrates on the
+training rows as scored, each reference row among its own neighbours (the calibration its
+figures were measured with).
 """
 
 import math
