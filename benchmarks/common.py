@@ -14,6 +14,8 @@ import sklearn
 import skorch
 import torch
 
+from skae._engine.net import _cpu_has_bf16
+
 
 def timed(fn, *args, **kwargs):
     """``(result, seconds)`` of one call."""
@@ -43,7 +45,15 @@ def machine():
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
-    return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    # the vector instructions torch's kernels use, and bfloat16's: two CPUs of one model
+    # name may differ in both (AVX-512 BF16 halves a bf16-mixed epoch; AVX2 alone runs
+    # float32 at about half AVX-512's speed), so a figure names them
+    isa = torch.backends.cpu.get_cpu_capability()
+    bf16 = "bf16" if _cpu_has_bf16() else "no bf16"
+    return (
+        f"CPU: {cpu} ({isa}, {bf16}), {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch threads"
+    )
 
 
 def command(argv=None, program="benchmarks"):
