@@ -95,6 +95,29 @@ def test_one_table_can_be_rerun_alone(scratch, small_mnist):
     assert not (results / "full-2.md").exists()
 
 
+def test_model_iter_sets_one_models_epochs_in_table_1(scratch, small_mnist):
+    bench.main(
+        ["--mode", "full", "--data", str(small_mnist), "--tables", "1", *FAST]
+        + ["--models", "PCA", "AutoEncoder", "StackedAE", "--model-iter", "StackedAE=5"]
+    )
+    table = (scratch / "benchmarks" / "out" / "full-1.md").read_text()
+    assert "at most 1 epochs, StackedAE at most 5 (pretraining 1 a layer)" in table
+    epochs = {
+        line.split("|")[1].strip(): line.split("|")[4].strip()
+        for line in table.splitlines()
+        if line.startswith("| ") and "Stacked" in line or line.startswith("| AutoEncoder |")
+    }
+    assert epochs == {"AutoEncoder": "1", "StackedAE": "5"}
+
+
+@pytest.mark.parametrize("pair", ["StackedAE", "StackedAE=0", "PCA=3", "AutoEncoder=x"])
+def test_model_iter_rejects_a_bad_pair(scratch, small_mnist, pair, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--mode", "full", "--data", str(small_mnist), "--model-iter", pair])
+    assert exit_info.value.code == 2
+    assert "--model-iter takes NAME=EPOCHS" in capsys.readouterr().err
+
+
 def test_missing_data_is_a_clear_exit(scratch, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--mode", "full", "--data", str(tmp_path / "nope.npz")])
