@@ -383,3 +383,23 @@ def test_the_run_outcome_is_read_from_the_history(digits01):
     with pytest.warns(ConvergenceWarning, match="maximum iterations"):
         ran_out = AutoEncoder(2, module=MLP(), tol=0.0, max_iter=3).fit(digits01)
     assert not any(ran_out.history_[:, "stopped_early"])
+
+
+def test_adam_is_torchs_fused_kernel_on_the_cpu(digits01, monkeypatch):
+    """torch's default Adam on the CPU is a loop of elementwise passes that took most of a
+    long fit's time (see skae._engine.training.FUSED_ADAM_DEVICES); skae asks for the fused
+    kernel, and its fit matches the unfused one's to float tolerance."""
+    import skae._engine.training as training
+
+    X = digits01[:300]
+    fused = AutoEncoder(n_components=4, max_iter=3, random_state=0).fit(X)
+    assert fused.net_.optimizer_.defaults["fused"] is True
+    settings = training.optimizer
+    monkeypatch.setattr(
+        training,
+        "optimizer",
+        lambda *args: {**settings(*args), "optimizer__fused": None},
+    )
+    plain = AutoEncoder(n_components=4, max_iter=3, random_state=0).fit(X)
+    assert not plain.net_.optimizer_.defaults["fused"]
+    np.testing.assert_allclose(fused.transform(X), plain.transform(X), rtol=1e-4, atol=1e-5)

@@ -195,7 +195,16 @@ def batch_size(settings, n_samples):
     return min(settings.batch_size, n_samples)
 
 
-def optimizer(settings):
+# torch's fused Adam (one vectorised kernel a parameter, on the CPU since torch 2.4) in
+# place of its default on the CPU, the loop of one elementwise pass per operation: measured
+# on the 784-1000-500-250-30 net, batch 256, bf16-mixed, 2 cores, 1.73 s an epoch against
+# 2.68, where the default's optimiser step took most of a long fit's time (86% of the
+# samples 500 epochs into a fit, an epoch then 3x its first one's time)
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def optimizer(settings, device="cpu"):
+    """skorch's optimizer arguments; Adam is torch's fused kernel on the CPU and CUDA."""
     if settings.solver == "lbfgs":
         # torch's default history of 100 corrections: with scipy's 10 the linear AE
         # stalled near saddle subspaces (measured on digits, several seeds).
@@ -209,6 +218,7 @@ def optimizer(settings):
         "optimizer": torch.optim.Adam,
         "lr": settings.learning_rate_init,
         "optimizer__weight_decay": settings.alpha,
+        "optimizer__fused": torch.device(device).type in FUSED_ADAM_DEVICES or None,
     }
 
 
@@ -321,7 +331,7 @@ def make_net(
     return AutoEncoderNet(
         module.to(dtype),
         criterion=objective,
-        **optimizer(settings),
+        **optimizer(settings, device),
         max_epochs=settings.max_iter,
         batch_size=batch_size(settings, n_samples),
         iterator_train__shuffle=True,
