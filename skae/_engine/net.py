@@ -40,6 +40,7 @@ from torch.utils.data import Dataset, Subset
 from .. import distributed
 from .._nn.start import decayed_parameters
 from ..distributed import rank_seed
+from .denormals import flushed_denormals
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -392,7 +393,8 @@ class AutoEncoderNet(NeuralNet):
         dataset = self.get_dataset(X, y, sample_weight=sample_weight)
         try:
             # y again for the validation split's stratification (skorch passes it on)
-            return super().fit_loop(dataset, y, epochs, **fit_params)
+            with flushed_denormals(self.device):
+                return super().fit_loop(dataset, y, epochs, **fit_params)
         except KeyboardInterrupt:
             # skorch's callbacks stop training by raising KeyboardInterrupt at an epoch's
             # end (EarlyStopping), once EpochTimer has closed the epoch's record ("dur").
