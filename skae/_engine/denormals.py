@@ -26,12 +26,13 @@ _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 def flushing():
     """Whether the calling thread flushes denormals (a denormal times one is zero)."""
-    return (torch.tensor([1e-40]) * torch.tensor([1.0])).item() == 0.0
+    tiny = torch.tensor([1e-40], dtype=torch.float32)  # float32 whatever torch's default
+    return (tiny * 1.0).item() == 0.0
 
 
 def _team_flushes():
     """Whether torch's threads all flush: an elementwise product split among them."""
-    tiny = torch.full(((1 << 18) * max(torch.get_num_threads(), 1),), 1e-40)
+    tiny = torch.full(((1 << 18) * max(torch.get_num_threads(), 1),), 1e-40, dtype=torch.float32)
     return not bool((tiny * 1.0).count_nonzero())
 
 
@@ -67,10 +68,13 @@ def set_flush_denormal(flag):
     if torch.get_num_threads() == 1:
         return True
     callback = _CALLBACK(lambda _: torch.set_flush_denormal(flag))
-    for run in _RUNTIME or _openmp_runtimes():
+    if _RUNTIME:
+        _RUNTIME[0](callback, None, torch.get_num_threads(), 0)
+        return True
+    for run in _openmp_runtimes():  # each copy's threads, until torch's flush
         run(callback, None, torch.get_num_threads(), 0)
-        if not flag or _team_flushes():
-            _RUNTIME[:] = [run]
+        if flag and _team_flushes():
+            _RUNTIME.append(run)
             return True
     return False
 
