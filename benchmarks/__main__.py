@@ -172,6 +172,7 @@ def _reconstruction(args, data):
         "loss": "bce",
         "random_state": 0,
         "batch_size": 256,
+        "n_iter_no_change": args.patience,
         "learning_rate": args.schedule,
         "learning_rate_init": args.lr,
         "precision": args.precision,
@@ -221,7 +222,8 @@ def _reconstruction(args, data):
             f"Deep models 784-1000-500-250-30, ReLU, sigmoid output with cross-entropy, "
             f"Adam (learning rate {args.lr:g}, {args.schedule} schedule), L2 penalty "
             f"alpha={args.alpha:g}, batch 256, precision {args.precision}, at "
-            f"most {args.max_iter} epochs{overrides}; LinearAE at most {args.linear_iter} EM "
+            f"most {args.max_iter} epochs{overrides}, stopping when the training loss "
+            f"stalls for {args.patience}; LinearAE at most {args.linear_iter} EM "
             "iterations (float64). The paper's target: 3.00 for the deep autoencoder, "
             "ours (issue 10): within 45 minutes on 2 CPU cores."
         ),
@@ -535,6 +537,13 @@ def main(argv=None):
         default=10,
         help="the classifier's n_iter_no_change: epochs of a stalled training loss before it "
         "stops (full mode, table 3)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="n_iter_no_change of table 1's deep models: epochs of a stalled training loss "
+        "before one stops (full mode, table 1)",
     )
     parser.add_argument("--dropout", type=float, default=0.5, help="classifier (full mode)")
     parser.add_argument("--input-dropout", type=float, default=0.2, help="classifier (full)")
