@@ -151,7 +151,8 @@ def _key(estimator):
 # check_sample_weight_equivalence_on_dense_data fits 15 rows of 30 features, weighted by
 # integers 0-4, against the same rows repeated (about 30): one full batch per epoch either
 # way, so the fits see the same data in the same batches. These configurations pass it
-# exactly on the CPU (measured: their outputs agree to the check's rtol of 1e-7); every
+# exactly on the CPU with torch's fused Adam (measured at 56b7ae5: their outputs agree to
+# the check's rtol of 1e-7; the fused kernel's rounding moved one case in, one out); every
 # other one is listed below with the reason it differs. xfail_strict (pyproject.toml) makes
 # a listed case that starts passing an error, so the list cannot hide a fix or a failure.
 PASS_WEIGHT_EQUIVALENCE = {
@@ -162,9 +163,7 @@ PASS_WEIGHT_EQUIVALENCE = {
     "StackedAE(max_iter=5, module=ConvNet(channels=(4,)), pretrain_iter=3, random_state=0)",
     "EncoderClassifier(autoencoder=StackedAE(hidden_layer_sizes=(16,), max_iter=0, "
     "n_components=8, pretrain_iter=5, random_state=0), max_iter=50, random_state=0)",
-    "OutlierDetector(autoencoder=AutoEncoder(max_iter=10, module=TiedAE( (encoder): "
-    "LazyLinear(in_features=0, out_features=1, bias=True) )), contamination=0.2, "
-    "random_state=0)",
+    "AutoEncoder(max_iter=5, module=ConvNet(channels=(4,)), random_state=0)",
 }
 
 
