@@ -209,13 +209,13 @@ def _reconstruction(args, data):
     )
     figures.loss_curves(fitted, args.out_dir / "full-loss-curves.png", "MNIST, 30-dim codes")
     overrides = "".join(
-        f", {name} at most {n}"
-        + (f" (pretraining {max(1, n // 5)} a layer)" if name == "StackedAE" else "")
-        for name, n in args.model_iter.items()
-        if name in models
+        f", {name} at most {args.model_iter[name]}" for name in models if name in args.model_iter
     )
-    if "StackedAE" in models and "StackedAE" not in args.model_iter:
-        overrides += f" (StackedAE pretraining {max(1, args.max_iter // 5)} a layer)"
+    if "StackedAE" in models:
+        pretraining = f"pretraining {models['StackedAE'].pretrain_iter} a layer"
+        overrides += (
+            f" ({pretraining})" if "StackedAE" in args.model_iter else f" (StackedAE {pretraining})"
+        )
     return [
         "### 1. Reconstruction (Hinton & Salakhutdinov 2006, Fig. 2)",
         (

@@ -55,7 +55,7 @@ from sklearn.exceptions import ConvergenceWarning
 import skae
 from skae._engine.denormals import flushed_denormals
 from skae._engine.net import PRECISIONS, check_precision
-from skae._engine.training import FUSED_ADAM_DEVICES, resolve_device
+from skae._engine.training import fused_adam, resolve_device
 from skae._nn.likelihoods import Gaussian
 from skae._nn.modules import init_weights, mlp_autoencoder
 
@@ -96,11 +96,6 @@ def autocast(device, precision):
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
-def _fused(device):
-    """skae's choice of Adam kernel for ``device`` (skae._engine.training)."""
-    return torch.device(device).type in FUSED_ADAM_DEVICES or None
-
-
 def hand_loop(
     X_np,
     hidden,
@@ -119,7 +114,7 @@ def hand_loop(
     if module is None:
         module = build_module(hidden, k, device, X_np.shape[1])
     optimizer = torch.optim.Adam(
-        module.parameters(), lr=LR, weight_decay=weight_decay, fused=_fused(device)
+        module.parameters(), lr=LR, weight_decay=weight_decay, fused=fused_adam(device)
     )
     X = torch.as_tensor(X_np, dtype=torch.float32, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -220,7 +215,7 @@ def skorch_default(X, hidden, k, batch_size, n_epochs, device):
         module=build_module(hidden, k, device, X.shape[1]),
         criterion=SquaredError(),
         optimizer=torch.optim.Adam,
-        optimizer__fused=_fused(device),
+        optimizer__fused=fused_adam(device),
         lr=LR,
         batch_size=batch_size,
         max_epochs=n_epochs,

@@ -203,7 +203,13 @@ def batch_size(settings, n_samples):
 FUSED_ADAM_DEVICES = ("cpu", "cuda")
 
 
-def optimizer(settings, device="cpu"):
+def fused_adam(device):
+    """``Adam``'s ``fused`` argument for ``device``: True on the CPU and CUDA, else torch's
+    default (None)."""
+    return torch.device(device).type in FUSED_ADAM_DEVICES or None
+
+
+def optimizer(settings, device):
     """skorch's optimizer arguments; Adam is torch's fused kernel on the CPU and CUDA."""
     if settings.solver == "lbfgs":
         # torch's default history of 100 corrections: with scipy's 10 the linear AE
@@ -218,7 +224,7 @@ def optimizer(settings, device="cpu"):
         "optimizer": torch.optim.Adam,
         "lr": settings.learning_rate_init,
         "optimizer__weight_decay": settings.alpha,
-        "optimizer__fused": torch.device(device).type in FUSED_ADAM_DEVICES or None,
+        "optimizer__fused": fused_adam(device),
     }
 
 
